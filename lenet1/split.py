@@ -1,0 +1,90 @@
+"""Split MNIST's 60,000 training digits into train and validation, stratified by class.
+
+The same ``val_size`` and ``seed`` give byte-identical files on any machine:
+the shuffle comes from torch's seeded CPU generator (a Mersenne Twister with
+a fixed algorithm) and ``outputs.save_torch`` writes name-independent bytes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lenet1 import idx
+from lenet1.outputs import save_torch, write_json
+
+RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SPLITS = ("train", "val", "test")
+
+
+def class_quotas(labels: np.ndarray, total: int) -> np.ndarray:
+    """How many of ``total`` to take from each class, proportional to class size.
+
+    Largest-remainder rounding (ties to the lower class) so the quotas add up
+    to exactly ``total``.
+    """
+    counts = np.bincount(labels, minlength=10).astype(np.int64)
+    exact = counts * total / counts.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    shortfall = total - int(quotas.sum())
+    by_remainder = sorted(range(len(counts)), key=lambda c: (-(exact[c] - quotas[c]), c))
+    quotas[by_remainder[:shortfall]] += 1
+    return quotas
+
+
+def stratified_indices(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (ascending) of the train and validation parts of ``labels``."""
+    if not 0 < val_size < len(labels):
+        raise ValueError(f"val_size must be between 1 and {len(labels) - 1}, got {val_size}")
+    generator = torch.Generator().manual_seed(seed)
+    val_parts = []
+    for digit, quota in enumerate(class_quotas(labels, val_size)):
+        members = np.flatnonzero(labels == digit)
+        shuffled = members[torch.randperm(len(members), generator=generator).numpy()]
+        val_parts.append(shuffled[:quota])
+    val = np.sort(np.concatenate(val_parts))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    return train, val
+
+
+def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The MNIST train and test images and labels from the IDX files in ``raw_dir``."""
+    data = {}
+    for part, (images_name, labels_name) in RAW_FILES.items():
+        images = idx.read_images(raw_dir / images_name)
+        labels = idx.read_labels(raw_dir / labels_name)
+        if len(images) != len(labels):
+            raise ValueError(f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
+        if labels.max() > 9:
+            raise ValueError(f"{raw_dir / labels_name}: label {labels.max()} is not a digit 0-9")
+        data[part] = (images, labels)
+    return data
+
+
+def split_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    return {
+        name: {
+            "size": int(len(labels)),
+            "class_counts": {str(d): int(n) for d, n in enumerate(np.bincount(labels, minlength=10))},
+        }
+        for name, (_, labels) in splits.items()
+    }
+
+
+def make_splits(raw_dir: Path, val_size: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    raw = read_raw(raw_dir)
+    images, labels = raw["train"]
+    train, val = stratified_indices(labels, val_size, seed)
+    return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": raw["test"]}
+
+
+def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> None:
+    """``<split>.pt`` files ({"images": uint8 (N, 28, 28), "labels": int64 (N,)}) and ``stats.json``."""
+    for name, (images, labels) in splits.items():
+        tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)), "labels": torch.from_numpy(labels.astype(np.int64))}
+        save_torch(out_dir / f"{name}.pt", tensors)
+    write_json(out_dir / "stats.json", split_stats(splits))

@@ -1,0 +1,124 @@
+"""Train LeNet-1 with plain SGD on in-memory tensors.
+
+Batches are index_select calls on tensors that hold the whole split (MNIST
+is 47 MB), not a per-sample Dataset/DataLoader: at LeNet-1's size the
+per-sample Python work would cost more than the network.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lenet1.model import LeNet1, build_model
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Split:
+    inputs: torch.Tensor  # float32 (N, 1, 28, 28)
+    labels: torch.Tensor  # int64 (N,)
+
+
+def make_loss(name: str, model: LeNet1) -> Loss:
+    """Cross-entropy on the outputs, or the paper's MSE between squashed outputs and +-1 targets."""
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "mse":
+        def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            targets = F.one_hot(labels, outputs.shape[1]).to(outputs.dtype) * 2 - 1
+            return F.mse_loss(model.squash(outputs), targets)
+        return mse
+    raise ValueError(f"unknown loss {name!r}: expected 'cross_entropy' or 'mse'")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int, step_size: int, gamma: float):
+    """A per-epoch learning-rate schedule: constant, step (x gamma every step_size epochs) or cosine to 0."""
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    raise ValueError(f"unknown schedule {schedule!r}: expected 'constant', 'step' or 'cosine'")
+
+
+def train_epoch(
+    model: nn.Module, data: Split, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: Loss, generator: torch.Generator
+) -> tuple[float, float]:
+    """One pass over ``data`` in a seeded random order; mean loss and accuracy seen while training."""
+    model.train()
+    order = torch.randperm(len(data.labels), generator=generator)
+    total_loss = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        inputs, labels = data.inputs.index_select(0, batch), data.labels.index_select(0, batch)
+        outputs = model(inputs)
+        loss = loss_fn(outputs, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.detach() * len(batch)
+        correct += (outputs.detach().argmax(1) == labels).sum()
+    return total_loss.item() / len(order), correct.item() / len(order)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Model outputs for ``inputs``, computed in batches."""
+    model.eval()
+    return torch.cat([model(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
+
+
+def score(outputs: torch.Tensor, labels: torch.Tensor, loss_fn: Loss) -> tuple[float, float]:
+    """Mean loss and accuracy of ``outputs`` against ``labels``."""
+    return loss_fn(outputs, labels).item(), (outputs.argmax(1) == labels).float().mean().item()
+
+
+@dataclass
+class TrainResult:
+    model: LeNet1  # the weights of the best validation epoch
+    best_epoch: int
+    history: list[dict[str, Any]]  # one row per epoch
+    seconds: float
+
+
+def fit(params: dict[str, Any], train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
+    """Train for ``params["epochs"]``; keep the weights with the best validation accuracy.
+
+    ``params`` is the validated ``train`` section of params.yaml.  The test set
+    never enters here: model selection uses the validation split only.
+    """
+    model = build_model(params["variant"], params["init_seed"])
+    loss_fn = make_loss(params["loss"], model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.0, weight_decay=params["weight_decay"])
+    scheduler = make_scheduler(optimizer, params["schedule"], params["epochs"], params["step_size"], params["gamma"])
+    order_generator = torch.Generator().manual_seed(params["order_seed"])
+    best_state, best_epoch, best_accuracy = None, 0, -1.0
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, params["epochs"] + 1):
+        epoch_started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_epoch(model, train, params["batch_size"], optimizer, loss_fn, order_generator)
+        scheduler.step()
+        val_loss, val_acc = score(predict(model, val.inputs, eval_batch_size), val.labels, loss_fn)
+        seconds = time.perf_counter() - epoch_started
+        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc})
+        improved = val_acc > best_accuracy
+        if improved:
+            best_state, best_epoch, best_accuracy = copy.deepcopy(model.state_dict()), epoch, val_acc
+        log(
+            f"epoch {epoch:>3}/{params['epochs']}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.2%}  {seconds:.1f}s{'  *best' if improved else ''}"
+        )
+    model.load_state_dict(best_state)
+    return TrainResult(model, best_epoch, history, time.perf_counter() - started)

@@ -1,0 +1,35 @@
+"""Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified PNG."""
+from lenet1 import paths
+from lenet1.determinism import configure_environment
+from lenet1.params import load_params
+from lenet1.stage import run
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)
+    config = params["evaluate"]
+    # The model's own params decide the numerics, as in training.
+    configure_environment(params["train"]["deterministic"], params["train"]["threads"])
+    from lenet1.data import load_split, to_inputs
+    from lenet1.determinism import configure_torch
+    from lenet1.evaluate import plot_misclassified, prediction_rows, test_metrics
+    from lenet1.model import load_model
+    from lenet1.outputs import write_csv, write_json
+    from lenet1.train import make_loss, predict
+
+    configure_torch(params["train"]["deterministic"], params["train"]["threads"])
+    model, model_params = load_model(paths.MODEL)
+    images, labels = load_split(paths.PREPARED_DIR / "test.pt")
+    outputs = predict(model, to_inputs(images), config["batch_size"])
+    loss = make_loss(model_params["loss"], model)(outputs, labels).item()
+    metrics = test_metrics(outputs, labels, loss)
+    predictions = outputs.argmax(1)
+    write_json(paths.TEST_METRICS, metrics)
+    write_csv(paths.PREDICTIONS, prediction_rows(labels, predictions))
+    shown = plot_misclassified(images, labels, predictions, config["max_misclassified"], paths.MISCLASSIFIED_PNG)
+    print(f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
+          f"{shown} of them in {paths.MISCLASSIFIED_PNG}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,18 @@
+"""Stage plot: plots/train_history.csv -> plots/loss.png and plots/accuracy.png."""
+from lenet1 import paths
+from lenet1.params import load_params
+from lenet1.stage import run
+
+
+def main() -> None:
+    load_params(paths.PARAMS)  # validate before any work, as every stage does
+    from lenet1.figures import plot_curves, read_history
+
+    history = read_history(paths.HISTORY)
+    plot_curves(history, "loss", "LeNet-1 loss per epoch", paths.LOSS_PNG)
+    plot_curves(history, "acc", "LeNet-1 accuracy per epoch", paths.ACCURACY_PNG)
+    print(f"plot: wrote {paths.LOSS_PNG} and {paths.ACCURACY_PNG}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,18 @@
+"""Stage split: data/raw -> data/prepared/{train,val,test}.pt and stats.json."""
+from lenet1 import paths
+from lenet1.params import load_params
+from lenet1.stage import run
+
+
+def main() -> None:
+    params = load_params(paths.PARAMS)["split"]
+    from lenet1.split import make_splits, write_splits
+
+    splits = make_splits(paths.RAW_DIR, params["val_size"], params["seed"])
+    write_splits(splits, paths.PREPARED_DIR)
+    sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items())
+    print(f"split: wrote {paths.PREPARED_DIR}/ ({sizes})")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,75 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lenet1.params import ParamsError, load_params, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_committed_params_are_valid():
+    loaded = load_params(ROOT / "params.yaml")
+    assert loaded["split"]["val_size"] == 10000
+    assert isinstance(loaded["train"]["lr"], float)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("train", "lr", -0.1, "train.lr"),
+        ("train", "lr", "fast", "train.lr"),
+        ("train", "batch_size", 0, "train.batch_size"),
+        ("train", "batch_size", 1.5, "train.batch_size"),
+        ("train", "epochs", True, "train.epochs"),  # YAML true must not pass as 1
+        ("train", "variant", "lenet5", "train.variant"),
+        ("train", "schedule", "linear", "train.schedule"),
+        ("train", "loss", "hinge", "train.loss"),
+        ("train", "deterministic", "yes", "train.deterministic"),
+        ("split", "val_size", 0, "split.val_size"),
+        ("split", "val_size", 60000, "split.val_size"),
+        ("split", "val_size", 100.5, "split.val_size"),
+        ("download", "sources", ["mirrors", "ftp"], "download.sources"),
+        ("download", "sources", [], "download.sources"),
+        ("download", "timeout", 0, "download.timeout"),
+    ],
+)
+def test_bad_value_names_the_key(params, section, key, value, expected):
+    params[section][key] = value
+    with pytest.raises(ParamsError, match=f"bad value for '{expected}'"):
+        validate(params)
+
+
+def test_unknown_key_is_an_error(params):
+    params["train"]["lrr"] = 0.1  # what `dvc exp run -S train.lrr=0.1` adds
+    with pytest.raises(ParamsError, match=r"unknown key 'train\.lrr'"):
+        validate(params)
+
+
+def test_unknown_section_and_missing_key(params):
+    bad = copy.deepcopy(params)
+    bad["trian"] = {"lr": 0.1}
+    del bad["train"]["epochs"]
+    with pytest.raises(ParamsError) as raised:
+        validate(bad)
+    assert "unknown section 'trian'" in str(raised.value)
+    assert "missing key 'train.epochs'" in str(raised.value)
+
+
+def test_integer_accepted_where_a_float_is_expected(params):
+    params["train"]["lr"] = 1
+    assert validate(params)["train"]["lr"] == 1.0
+
+
+def test_unreadable_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("train: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "missing.yaml")

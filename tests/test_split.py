@@ -1,0 +1,82 @@
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from lenet1.data import load_split
+from lenet1.split import class_quotas, make_splits, stratified_indices, write_splits
+from tests.helpers import fake_mnist, run_stage, write_params
+
+
+def digests(directory):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def test_quotas_add_up_and_follow_class_sizes():
+    labels = np.repeat(np.arange(10), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    quotas = class_quotas(labels, 10000)
+    assert quotas.sum() == 10000
+    expected = np.bincount(labels) * 10000 / len(labels)
+    assert np.all(np.abs(quotas - expected) < 1)
+
+
+def test_stratified_split_is_a_partition_with_class_proportions():
+    labels = np.random.default_rng(1).integers(0, 10, 3000)
+    train, val = stratified_indices(labels, 500, seed=7)
+    assert len(val) == 500 and len(train) == 2500
+    assert len(np.intersect1d(train, val)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(3000))
+    share = np.bincount(labels[val], minlength=10) / np.bincount(labels, minlength=10)
+    assert np.all(np.abs(share - 500 / 3000) < 0.01)
+
+
+def test_seed_changes_the_split():
+    labels = np.arange(1000) % 10
+    assert not np.array_equal(stratified_indices(labels, 100, 0)[1], stratified_indices(labels, 100, 1)[1])
+
+
+def test_split_files_are_byte_identical_across_runs(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    for run in ("a", "b"):
+        write_splits(make_splits(tmp_path / "raw", 100, seed=3), tmp_path / run)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    images, labels = load_split(tmp_path / "a" / "val.pt")
+    assert images.shape == (100, 28, 28) and labels.tolist().count(0) == 10
+    stats = json.loads((tmp_path / "a" / "stats.json").read_text())
+    assert stats["train"]["size"] == 500 and stats["val"]["size"] == 100 and stats["test"]["size"] == 100
+    assert sum(stats["val"]["class_counts"].values()) == 100
+
+
+def test_bad_val_size_is_rejected():
+    with pytest.raises(ValueError, match="val_size"):
+        stratified_indices(np.arange(100) % 10, 100, 0)
+
+
+@pytest.mark.parametrize("val_size", [0, 60000, 2.5])
+def test_split_stage_rejects_bad_params_before_writing(tmp_path, val_size):
+    fake_mnist(tmp_path / "data" / "raw")
+    write_params(tmp_path, split={"val_size": val_size})
+    result = run_stage("split", tmp_path)
+    assert result.returncode == 2
+    assert "split.val_size" in result.stderr
+    assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_split_stage_writes_prepared_data(tmp_path):
+    fake_mnist(tmp_path / "data" / "raw")
+    write_params(tmp_path, split={"val_size": 50})
+    result = run_stage("split", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "data" / "prepared").iterdir()) == ["stats.json", "test.pt", "train.pt", "val.pt"]
+
+
+def test_corrupt_raw_file_is_a_clear_error(tmp_path):
+    fake_mnist(tmp_path / "data" / "raw")
+    labels = tmp_path / "data" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-5])
+    write_params(tmp_path, split={"val_size": 50})
+    result = run_stage("split", tmp_path)
+    assert result.returncode == 1
+    assert "train-labels-idx1-ubyte" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "prepared").exists()

@@ -1,0 +1,94 @@
+import pytest
+import torch
+import yaml
+
+from lenet1.model import build_model
+from lenet1.train import Split, fit, make_loss, make_scheduler, predict, score, train_epoch
+from tests.helpers import ROOT
+
+
+def train_params(**changes):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    params.update(epochs=2, batch_size=8, lr=0.05, schedule="constant", threads=1)
+    params.update(changes)
+    return params
+
+
+def tiny_split(n=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return Split(torch.randn(n, 1, 28, 28, generator=generator), torch.randint(0, 10, (n,), generator=generator))
+
+
+@pytest.mark.parametrize("variant", ["paper", "full"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss):
+    model = build_model(variant, 0)
+    loss_fn = make_loss(loss, model)
+    data = tiny_split(16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = loss_fn(model(data.inputs), data.labels).item()
+    for _ in range(10):
+        optimizer.zero_grad()
+        loss_fn(model(data.inputs), data.labels).backward()
+        optimizer.step()
+    assert loss_fn(model(data.inputs), data.labels).item() < before
+
+
+def test_same_seeds_give_identical_weights_and_other_seeds_differ():
+    train, val = tiny_split(64, 0), tiny_split(32, 1)
+    first = fit(train_params(), train, val, log=lambda line: None)
+    second = fit(train_params(), train, val, log=lambda line: None)
+    third = fit(train_params(order_seed=5), train, val, log=lambda line: None)
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert first.history == second.history
+    assert not all(torch.equal(a, c) for a, c in zip(first.model.state_dict().values(), third.model.state_dict().values()))
+
+
+def test_fit_keeps_the_best_validation_epoch():
+    train, val = tiny_split(64, 0), tiny_split(32, 1)
+    result = fit(train_params(epochs=4, lr=0.5), train, val, log=lambda line: None)
+    accuracies = [row["val_acc"] for row in result.history]
+    assert result.best_epoch == accuracies.index(max(accuracies)) + 1
+    kept = score(predict(result.model, val.inputs, 16), val.labels, make_loss("cross_entropy", result.model))[1]
+    assert kept == max(accuracies)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+
+
+def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw():
+    model = build_model("full", 0)
+    data = tiny_split(40)
+    loss, accuracy = train_epoch(model, data, 40, torch.optim.SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.Generator().manual_seed(0))
+    expected_loss, expected_accuracy = score(model(data.inputs), data.labels, make_loss("cross_entropy", model))
+    assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [("constant", [1.0, 1.0, 1.0, 1.0]), ("step", [1.0, 1.0, 0.5, 0.5]), ("cosine", [1.0, 0.8535534, 0.5, 0.1464466])],
+)
+def test_schedules(schedule, expected):
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = make_scheduler(optimizer, schedule, epochs=4, step_size=2, gamma=0.5)
+    seen = []
+    for _ in range(4):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx(expected, rel=1e-6)
+
+
+def test_mse_targets_are_plus_minus_one():
+    model = build_model("paper", 0)
+    # outputs whose squashed value is exactly +1 for the label and -1 elsewhere give zero loss
+    target = torch.full((1, 10), -1.0)
+    target[0, 3] = 1.0
+    outputs = torch.atanh(target / 1.7159) * 1.5
+    assert make_loss("mse", model)(outputs, torch.tensor([3])).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_unknown_loss_and_schedule():
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        make_loss("hinge", build_model("full", 0))
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), "linear", 2, 1, 0.5)
