@@ -37,11 +37,7 @@ import numpy as np
 from lenet1 import idx
 from lenet1.outputs import write_atomic
 from lenet1.params import DOWNLOAD_SOURCES
-
-TRAIN_IMAGES = "train-images-idx3-ubyte"
-TRAIN_LABELS = "train-labels-idx1-ubyte"
-TEST_IMAGES = "t10k-images-idx3-ubyte"
-TEST_LABELS = "t10k-labels-idx1-ubyte"
+from lenet1.paths import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 # SHA-256 of the uncompressed canonical files; every source must reproduce them exactly.
 SHA256: dict[str, str] = {

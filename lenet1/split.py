@@ -13,11 +13,8 @@ import torch
 
 from lenet1 import idx
 from lenet1.outputs import save_torch, write_json
+from lenet1.paths import RAW_FILES
 
-RAW_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
 SPLITS = ("train", "val", "test")
 
 
