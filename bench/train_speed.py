@@ -176,6 +176,8 @@ def time_standard(args: argparse.Namespace, params: dict[str, Any], dataset, ima
     import torch
     from torch.utils.data import DataLoader
 
+    from lenet1.train import train_step
+
     model, loss_fn, optimizer = new_training(args, params)
     torch.manual_seed(params["order_seed"])  # the DataLoader's shuffle draws from the global generator
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=0)
@@ -186,13 +188,9 @@ def time_standard(args: argparse.Namespace, params: dict[str, Any], dataset, ima
     started = time.perf_counter()
     for inputs, labels in loader:
         # The same step and bookkeeping as train_epoch, so only the data path differs.
-        outputs = model(inputs)
-        loss = loss_fn(outputs, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach() * len(labels)
-        correct += (outputs.detach().argmax(1) == labels).sum()
+        loss, outputs = train_step(model, inputs, labels, optimizer, loss_fn)
+        total_loss += loss * len(labels)
+        correct += (outputs.argmax(1) == labels).sum()
         seen += len(labels)
         if seen >= images:
             break

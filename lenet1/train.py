@@ -60,15 +60,24 @@ def train_epoch(
     correct = torch.zeros((), dtype=torch.int64)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        inputs, labels = data.inputs.index_select(0, batch), data.labels.index_select(0, batch)
-        outputs = model(inputs)
-        loss = loss_fn(outputs, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.detach() * len(batch)
-        correct += (outputs.detach().argmax(1) == labels).sum()
+        labels = data.labels.index_select(0, batch)
+        loss, outputs = train_step(model, data.inputs.index_select(0, batch), labels, optimizer, loss_fn)
+        # Summed as tensors: a .item() per step would cost more than it tells.
+        total_loss += loss * len(batch)
+        correct += (outputs.argmax(1) == labels).sum()
     return total_loss.item() / len(order), correct.item() / len(order)
+
+
+def train_step(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, loss_fn: Loss
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch; returns the (detached) loss and outputs."""
+    outputs = model(inputs)
+    loss = loss_fn(outputs, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), outputs.detach()
 
 
 @torch.no_grad()
