@@ -28,8 +28,9 @@ def workdir(tmp_path_factory):
     return root
 
 
-def train_weights_digest(workdir, deterministic: bool, threads: int, env: dict) -> str:
-    write_params(workdir, train={"epochs": 1, "batch_size": 16, "lr": 0.1, "threads": threads, "deterministic": deterministic})
+def train_weights_digest(workdir, deterministic: bool, threads: int, env: dict, variant: str = "full") -> str:
+    write_params(workdir, train={"variant": variant, "epochs": 1, "batch_size": 16, "lr": 0.1, "threads": threads,
+                                 "deterministic": deterministic})
     clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")}
     result = subprocess.run(
         [sys.executable, "-m", "stages.train"], cwd=workdir, env={**clean, **env, "PYTHONPATH": str(ROOT)},
@@ -53,9 +54,10 @@ ENVIRONMENTS = [
 
 
 @pytest.mark.slow
-def test_deterministic_mode_is_independent_of_threads_and_instruction_set(workdir):
+@pytest.mark.parametrize("variant", ["full", "paper"])
+def test_deterministic_mode_is_independent_of_threads_and_instruction_set(workdir, variant):
     digests = {
-        f"threads={threads} {env}": train_weights_digest(workdir, True, threads, env) for threads, env in ENVIRONMENTS
+        f"threads={threads} {env}": train_weights_digest(workdir, True, threads, env, variant) for threads, env in ENVIRONMENTS
     }
     assert len(set(digests.values())) == 1, digests
 
