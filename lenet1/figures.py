@@ -1,6 +1,7 @@
 """Matplotlib figures saved as byte-stable PNGs: the learning curves and a shared saver."""
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,6 @@ def plot_curves(history: list[dict[str, Any]], metric: str, title: str, path: Pa
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The per-epoch rows written by the train stage."""
-    import csv
-
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
