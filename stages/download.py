@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from lenet1 import download, paths
-from lenet1.params import ParamsError, load_params
+from lenet1.params import load_params
+from lenet1.stage import run
 
 DEFAULT_OUT = paths.RAW_DIR
 
@@ -31,21 +32,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        params = load_params()["download"]
-    except ParamsError as err:
-        print(err, file=sys.stderr)
-        return 2
-    try:
-        if args.from_dir is not None:
-            download.import_mnist(args.from_dir, args.out)
-        else:
-            download.fetch_mnist(args.out, params["sources"], params["timeout"])
-    except download.DownloadError as err:
-        print(f"download: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    """Run the stage; return its exit status (see the module docstring)."""
+    return run(lambda: fetch(parse_args(argv)), "download", errors=(download.DownloadError,))
+
+
+def fetch(args: argparse.Namespace) -> None:
+    params = load_params(paths.PARAMS)["download"]
+    if args.from_dir is not None:
+        download.import_mnist(args.from_dir, args.out)
+    else:
+        download.fetch_mnist(args.out, params["sources"], params["timeout"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified PNG."""
+import sys
+
 from lenet1 import paths
 from lenet1.determinism import configure_environment
 from lenet1.params import load_params
@@ -32,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    sys.exit(run(main, "evaluate"))

@@ -1,4 +1,6 @@
 """Stage plot: plots/train_history.csv -> plots/loss.png and plots/accuracy.png."""
+import sys
+
 from lenet1 import paths
 from lenet1.params import load_params
 from lenet1.stage import run
@@ -15,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    sys.exit(run(main, "plot"))

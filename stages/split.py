@@ -1,4 +1,6 @@
 """Stage split: data/raw -> data/prepared/{train,val,test}.pt and stats.json."""
+import sys
+
 from lenet1 import paths
 from lenet1.params import load_params
 from lenet1.stage import run
@@ -15,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    sys.exit(run(main, "split"))

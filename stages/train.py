@@ -1,4 +1,6 @@
 """Stage train: data/prepared -> models/lenet1.pt, metrics/train.json, plots/train_history.csv."""
+import sys
+
 from lenet1 import paths
 from lenet1.determinism import configure_environment
 from lenet1.params import load_params
@@ -43,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main)
+    sys.exit(run(main, "train"))
