@@ -18,6 +18,7 @@ VARIANTS = ("paper", "full")
 SCHEDULES = ("constant", "step", "cosine")
 LOSSES = ("cross_entropy", "mse")
 MNIST_TRAIN_SIZE = 60000
+MAX_SEED = 2**32 - 1
 
 
 class ParamsError(ValueError):
@@ -50,31 +51,29 @@ SCHEMA: dict[str, dict[str, Rule]] = {
             lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(DOWNLOAD_SOURCES),
             "a non-empty list of distinct sources from " + ", ".join(DOWNLOAD_SOURCES),
         ),
-        "timeout": _float(lambda v: v > 0, "a number of seconds > 0"),
+        "timeout": _float(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"),
     },
     "split": {
         "val_size": _int(lambda v: 0 < v < MNIST_TRAIN_SIZE, f"an integer with 0 < val_size < {MNIST_TRAIN_SIZE}"),
-        "seed": _int(lambda v: v >= 0, "an integer >= 0"),
+        "seed": _int(lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
     },
     "train": {
         "variant": _choice(VARIANTS),
-        "epochs": _int(lambda v: v >= 1, "an integer >= 1"),
-        "batch_size": _int(lambda v: v >= 1, "an integer >= 1"),
-        "lr": _float(lambda v: v > 0, "a number > 0"),
+        "epochs": _int(lambda v: 1 <= v <= 1000, "an integer in [1, 1000]"),
+        "batch_size": _int(lambda v: 1 <= v <= 2048, "an integer in [1, 2048]"),
+        "lr": _float(lambda v: 0 < v <= 100, "a number in (0, 100]"),
         "schedule": _choice(SCHEDULES),
-        "step_size": _int(lambda v: v >= 1, "an integer >= 1 (epochs between lr drops, schedule: step)"),
+        "step_size": _int(lambda v: 1 <= v <= 1000, "an integer in [1, 1000] (epochs between lr drops, schedule: step)"),
         "gamma": _float(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"),
-        "weight_decay": _float(lambda v: v >= 0, "a number >= 0"),
+        "weight_decay": _float(lambda v: 0 <= v <= 1, "a number in [0, 1]"),
         "loss": _choice(LOSSES),
-        "init_seed": _int(lambda v: v >= 0, "an integer >= 0"),
-        "order_seed": _int(lambda v: v >= 0, "an integer >= 0"),
-        "threads": _int(lambda v: v >= 1, "an integer >= 1"),
+        "seed": _int(lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}] (the initial weights and the batch order)"),
         "deterministic": Rule("bool", expect="true or false"),
-        "train_subset": _int(lambda v: v >= 0, "an integer >= 0 (0 = the whole training split)"),
+        "train_subset": _int(lambda v: 0 <= v <= MNIST_TRAIN_SIZE, f"an integer in [0, {MNIST_TRAIN_SIZE}] (0 = the whole training split)"),
     },
     "evaluate": {
-        "batch_size": _int(lambda v: v >= 1, "an integer >= 1"),
-        "max_misclassified": _int(lambda v: v >= 1, "an integer >= 1 (digits shown in the PNG grid)"),
+        "batch_size": _int(lambda v: 1 <= v <= 10000, "an integer in [1, 10000]"),
+        "max_misclassified": _int(lambda v: 1 <= v <= 1000, "an integer in [1, 1000] (digits shown in the PNG grid)"),
     },
 }
 

@@ -7,6 +7,7 @@ per-sample Python work would cost more than the network.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -21,6 +22,10 @@ Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Log = Callable[[str], None]
 
 
+class TrainingDiverged(ValueError):
+    """The loss became infinite or NaN: the learning rate is too high for this run."""
+
+
 @dataclass
 class Split:
     inputs: torch.Tensor  # float32 (N, 1, 28, 28)
@@ -30,13 +35,36 @@ class Split:
 def make_loss(name: str, model: LeNet1) -> Loss:
     """Cross-entropy on the outputs, or the paper's MSE between squashed outputs and +-1 targets."""
     if name == "cross_entropy":
-        return F.cross_entropy
+        return model.ops.cross_entropy
     if name == "mse":
         def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             targets = F.one_hot(labels, outputs.shape[1]).to(outputs.dtype) * 2 - 1
-            return F.mse_loss(model.squash(outputs), targets)
+            error = model.squash(outputs) - targets
+            return model.ops.mean(error * error)
         return mse
     raise ValueError(f"unknown loss {name!r}: expected 'cross_entropy' or 'mse'")
+
+
+class SGD(torch.optim.Optimizer):
+    """Plain SGD, p <- p - lr * (g + weight_decay * p), one rounding per operation.
+
+    torch.optim.SGD's ``add_(g, alpha=-lr)`` is a fused multiply-add on some
+    CPUs and a multiply then an add on others; here every CPU rounds alike.
+    """
+
+    def __init__(self, params, lr: float, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                grad = param.grad
+                if group["weight_decay"]:
+                    grad = grad + param * group["weight_decay"]
+                param.sub_(grad * group["lr"])
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int, step_size: int, gamma: float):
@@ -51,11 +79,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int,
 
 
 def train_epoch(
-    model: nn.Module, data: Split, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: Loss, generator: torch.Generator
+    model: nn.Module, data: Split, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: Loss, order: torch.Tensor
 ) -> tuple[float, float]:
-    """One pass over ``data`` in a seeded random order; mean loss and accuracy seen while training."""
+    """One pass over the digits of ``data`` listed in ``order``; mean loss and accuracy seen while training."""
     model.train()
-    order = torch.randperm(len(data.labels), generator=generator)
     total_loss = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
     for start in range(0, len(order), batch_size):
@@ -106,18 +133,22 @@ def fit(params: dict[str, Any], train: Split, val: Split, eval_batch_size: int =
     ``params`` is the validated ``train`` section of params.yaml.  The test set
     never enters here: model selection uses the validation split only.
     """
-    model = build_model(params["variant"], params["init_seed"])
+    model = build_model(params["variant"], params["seed"], exact=params["deterministic"])
     loss_fn = make_loss(params["loss"], model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=0.0, weight_decay=params["weight_decay"])
+    optimizer = SGD(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
     scheduler = make_scheduler(optimizer, params["schedule"], params["epochs"], params["step_size"], params["gamma"])
-    order_generator = torch.Generator().manual_seed(params["order_seed"])
+    order_generator = torch.Generator().manual_seed(params["seed"])
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
     started = time.perf_counter()
     for epoch in range(1, params["epochs"] + 1):
         epoch_started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(model, train, params["batch_size"], optimizer, loss_fn, order_generator)
+        order = torch.randperm(len(train.labels), generator=order_generator)
+        train_loss, train_acc = train_epoch(model, train, params["batch_size"], optimizer, loss_fn, order)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; "
+                                   f"lower train.lr (now {params['lr']})")
         scheduler.step()
         val_loss, val_acc = score(predict(model, val.inputs, eval_batch_size), val.labels, loss_fn)
         seconds = time.perf_counter() - epoch_started

@@ -2,7 +2,7 @@
 import sys
 
 from lenet1 import paths
-from lenet1.determinism import configure_environment
+from lenet1.determinism import configure_environment, thread_count
 from lenet1.params import load_params
 from lenet1.stage import run
 
@@ -10,8 +10,8 @@ from lenet1.stage import run
 def main() -> None:
     params = load_params(paths.PARAMS)
     config = params["evaluate"]
-    # The model's own params decide the numerics, as in training.
-    configure_environment(params["train"]["deterministic"], params["train"]["threads"])
+    threads = thread_count()
+    configure_environment(threads)
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
     from lenet1.evaluate import plot_misclassified, prediction_rows, test_metrics
@@ -19,8 +19,9 @@ def main() -> None:
     from lenet1.outputs import write_csv, write_json
     from lenet1.train import make_loss, predict
 
-    configure_torch(params["train"]["deterministic"], params["train"]["threads"])
-    model, model_params = load_model(paths.MODEL)
+    configure_torch(threads)
+    # The numerics the model was trained with, so that evaluation is exact where training was.
+    model, model_params = load_model(paths.MODEL, exact=params["train"]["deterministic"])
     images, labels = load_split(paths.PREPARED_DIR / "test.pt")
     outputs = predict(model, to_inputs(images), config["batch_size"])
     loss = make_loss(model_params["loss"], model)(outputs, labels).item()

@@ -2,7 +2,7 @@
 import sys
 
 from lenet1 import paths
-from lenet1.determinism import configure_environment
+from lenet1.determinism import configure_environment, thread_count
 from lenet1.params import load_params
 from lenet1.stage import run
 
@@ -10,15 +10,15 @@ from lenet1.stage import run
 def main() -> None:
     params = load_params(paths.PARAMS)
     config = params["train"]
-    # Must precede `import torch`: torch and MKL read these variables at import.
-    configure_environment(config["deterministic"], config["threads"])
+    threads = thread_count()
+    configure_environment(threads)  # before `import torch`, which reads the thread variables
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
-    from lenet1.model import count_parameters
-    from lenet1.outputs import save_torch, write_csv, write_json
+    from lenet1.model import count_parameters, save_model
+    from lenet1.outputs import write_csv, write_json
     from lenet1.train import Split, fit
 
-    configure_torch(config["deterministic"], config["threads"])
+    configure_torch(threads)
     images, labels = load_split(paths.PREPARED_DIR / "train.pt")
     if config["train_subset"]:
         images, labels = images[: config["train_subset"]], labels[: config["train_subset"]]
@@ -27,10 +27,10 @@ def main() -> None:
     val = Split(to_inputs(val_images), val_labels)
     print(f"train: LeNet-1 '{config['variant']}' on {len(labels)} digits, {config['epochs']} epochs, "
           f"batch {config['batch_size']}, lr {config['lr']} ({config['schedule']}), "
-          f"{config['threads']} threads, deterministic={config['deterministic']}", flush=True)
+          f"{threads} threads, deterministic={config['deterministic']}", flush=True)
     result = fit(config, train, val, eval_batch_size=params["evaluate"]["batch_size"], log=lambda line: print(line, flush=True))
     best = result.history[result.best_epoch - 1]
-    save_torch(paths.MODEL, {"state_dict": result.model.state_dict(), "params": config, "best_epoch": result.best_epoch})
+    save_model(paths.MODEL, result.model, config, result.best_epoch)
     write_csv(paths.HISTORY, result.history)
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,

@@ -14,6 +14,18 @@ from lenet1 import idx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_dir() -> Path:
+    """../shared beside the checkout: in CI (CI=true) its absence is a failure, elsewhere a skip."""
+    import pytest
+
+    shared = ROOT.parent / "shared"
+    if not shared.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{shared} is missing: CI provides ../shared beside the checkout")
+        pytest.skip(f"{shared} not present (CI provides it)")
+    return shared
+
+
 def fake_mnist(raw_dir: Path, train: int = 600, test: int = 100, seed: int = 0) -> None:
     """Write the four MNIST IDX files with random pixels and balanced-ish labels."""
     rng = np.random.default_rng(seed)

@@ -1,87 +1,86 @@
-"""Deterministic mode gives the same weights whatever the thread count or CPU instruction set.
+"""Deterministic mode gives the same weights whatever the threads, the CPU and the user's environment.
 
-Each run is the real train stage in a subprocess, with the environment a
-user's machine might have.  The control runs show that the same variables do
-change the weights when deterministic mode is off, so the test can fail.
+``tests/weights_probe.py`` trains a few hundred steps with the exact numerics
+and prints the weights' SHA-256.  Here it runs with 1 and 2 threads and with the
+variables that make stock PyTorch pick other kernels (ATen's instruction set,
+MKL's code path), and, where ../shared/cpu-emulation and qemu are available,
+under emulated Intel and AMD x86-64 CPUs and an emulated arm64.  One hash must
+come out.  The control shows that fast mode does change with the instruction
+set, so these variables do reach torch and the test can fail.
 """
-import hashlib
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from lenet1.model import load_model
-from lenet1.split import make_splits, write_splits
-from tests.helpers import ROOT, fake_mnist, write_params
+from tests.helpers import ROOT, shared_dir
 
-CPU_FLAGS = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+PROBE = ROOT / "tests" / "weights_probe.py"
+CPU_FLAGS = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
 HAS_AVX512 = " avx512f" in CPU_FLAGS
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A directory with prepared data: 4,000 training digits, i.e. 250 steps of 16."""
-    root = tmp_path_factory.mktemp("determinism")
-    fake_mnist(root / "raw", train=4400, test=100, seed=1)
-    write_splits(make_splits(root / "raw", 400, seed=0), root / "data" / "prepared")
-    return root
-
-
-def train_weights_digest(workdir, deterministic: bool, threads: int, env: dict, variant: str = "full") -> str:
-    write_params(workdir, train={"variant": variant, "epochs": 1, "batch_size": 16, "lr": 0.1, "threads": threads,
-                                 "deterministic": deterministic})
-    clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")}
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.train"], cwd=workdir, env={**clean, **env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    model, _ = load_model(workdir / "models" / "lenet1.pt")
-    weights = b"".join(tensor.numpy().tobytes() for tensor in model.state_dict().values())
-    return hashlib.sha256(weights).hexdigest()
-
-
+CASES = [("full", "cross_entropy"), ("paper", "mse")]
 ENVIRONMENTS = [
     (1, {}),
     (2, {}),
     (2, {"ATEN_CPU_CAPABILITY": "default"}),
-    (2, {"ATEN_CPU_CAPABILITY": "avx2"}),
-    (1, {"ATEN_CPU_CAPABILITY": "avx512"}),
-    (2, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
-    (2, {"MKL_ENABLE_INSTRUCTIONS": "AVX512"}),
+    (1, {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    (2, {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512"}),
+    (2, {"MKL_CBWR": "COMPATIBLE"}),
+    (1, {"MKL_CBWR": "AVX2,STRICT"}),
 ]
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "LENET1_THREADS")
+
+
+def probe(command: list[str], variant: str, loss: str, steps: int, threads: int = 1, env: dict | None = None,
+          extra: tuple[str, ...] = ()) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
+    result = subprocess.run(
+        [*command, str(PROBE), "--steps", str(steps), "--variant", variant, "--loss", loss, "--threads", str(threads), *extra],
+        cwd=ROOT, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=3000,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["full", "paper"])
-def test_deterministic_mode_is_independent_of_threads_and_instruction_set(workdir, variant):
-    digests = {
-        f"threads={threads} {env}": train_weights_digest(workdir, True, threads, env, variant) for threads, env in ENVIRONMENTS
-    }
+@pytest.mark.parametrize("variant, loss", CASES)
+def test_same_weights_for_any_threads_and_kernel_variables(variant, loss):
+    digests = {f"{threads} threads {env}": probe([sys.executable], variant, loss, 300, threads, env)
+               for threads, env in ENVIRONMENTS}
     assert len(set(digests.values())) == 1, digests
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_AVX512, reason="needs a CPU with AVX-512 to show the instruction set matters")
-def test_fast_mode_does_depend_on_the_instruction_set(workdir):
-    avx2 = train_weights_digest(workdir, False, 1, {"ATEN_CPU_CAPABILITY": "avx2"})
-    avx512 = train_weights_digest(workdir, False, 1, {"ATEN_CPU_CAPABILITY": "avx512"})
+def test_fast_mode_does_depend_on_the_instruction_set():
+    avx2 = probe([sys.executable], "full", "cross_entropy", 100, 1, {"ATEN_CPU_CAPABILITY": "avx2"}, ("--fast",))
+    avx512 = probe([sys.executable], "full", "cross_entropy", 100, 1, {"ATEN_CPU_CAPABILITY": "avx512"}, ("--fast",))
     assert avx2 != avx512
 
 
-def test_configure_environment_refuses_after_torch_import():
-    from lenet1.determinism import configure_environment
+def emulators() -> dict[str, list[str]]:
+    """Commands that run a Python script under an emulated CPU, for what this machine has."""
+    emulation = shared_dir() / "cpu-emulation"
+    found = {}
+    if shutil.which("qemu-x86_64-static"):
+        for cpu in ("Haswell", "EPYC-Rome"):  # an Intel and an AMD CPUID: MKL branches on the vendor
+            found[cpu] = ["bash", str(emulation / "x86-vendor.sh"), cpu]
+    arm64 = Path(os.environ.get("ARM64_ENV", Path.home() / "emu-arm64")) / "python"
+    if arm64.exists():
+        found["arm64"] = [str(arm64)]
+    return found
 
-    assert "torch" in sys.modules
-    saved = {key: os.environ.get(key) for key in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    try:
-        os.environ.pop("ATEN_CPU_CAPABILITY", None)
-        with pytest.raises(RuntimeError, match="before torch is imported"):
-            configure_environment(True, 1)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, loss", CASES)
+def test_same_weights_on_emulated_intel_amd_and_arm64(variant, loss):
+    found = emulators()
+    if not found:
+        pytest.skip("no qemu-x86_64-static and no arm64 environment (see ../shared/cpu-emulation/README.md)")
+    steps = 40  # emulated x86-64 runs about 100x slower than native
+    native = probe([sys.executable], variant, loss, steps)
+    emulated = {cpu: probe(command, variant, loss, steps, env={"PYTHON": sys.executable}) for cpu, command in found.items()}
+    assert set(emulated.values()) == {native}, {"native": native, **emulated}

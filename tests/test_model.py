@@ -1,7 +1,33 @@
 import pytest
 import torch
 
-from lenet1.model import FULL_PARAMETERS, H3_INPUTS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters
+from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters, load_model, save_model
+from lenet1.structure import connections, units
+
+# Table 1, p. 400 of LeCun et al. (NIPS 2, 1990), maps numbered from 1: H3 map -> the H2 maps it reads.
+PAPER_TABLE_1 = {1: {1}, 2: {1, 2}, 3: {1, 2}, 4: {2}, 5: {1, 2}, 6: {1, 2},
+                 7: {3}, 8: {3, 4}, 9: {3, 4}, 10: {4}, 11: {3, 4}, 12: {3, 4}}
+
+
+def measured_h3_inputs(model: LeNet1) -> dict[int, set[int]]:
+    """Which H2 maps each H3 map depends on, from gradients of the built layer (not its table)."""
+    h2 = torch.randn(1, 4, 12, 12, requires_grad=True)
+    h3 = model.h3(h2)
+    found = {}
+    for out in range(h3.shape[1]):
+        (grad,) = torch.autograd.grad(h3[0, out].sum(), h2, retain_graph=True)
+        found[out + 1] = {inp + 1 for inp in range(4) if grad[0, inp].abs().sum() > 0}
+    return found
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_paper_h3_connections_are_table_1(exact):
+    assert measured_h3_inputs(build_model("paper", 0, exact)) == PAPER_TABLE_1
+
+
+def test_the_measurement_sees_a_different_table():
+    model = build_model("full", 0)
+    assert measured_h3_inputs(model) == {out: {1, 2, 3, 4} for out in range(1, 13)}
 
 
 def test_parameter_counts_match_the_paper_and_the_full_reading():
@@ -9,15 +35,18 @@ def test_parameter_counts_match_the_paper_and_the_full_reading():
     assert count_parameters(build_model("full", 0)) == FULL_PARAMETERS == 3246
 
 
-def test_paper_h3_table_has_twenty_connections_and_every_h2_map_feeds_five():
-    assert len(H3_INPUTS) == 12
-    assert sum(len(inputs) for inputs in H3_INPUTS) == 20
-    assert all(sum(m in inputs for inputs in H3_INPUTS) == 5 for m in range(4))
+def test_paper_totals_from_the_structure():
+    # p. 402: "4,635 units, 98,442 connections, and 2,578 independent parameters".
+    model = build_model("paper", 0)
+    assert connections(model) == {"h1": 59904, "h2": 2880, "h3": 32768, "h4": 960, "out": 1930}
+    assert sum(connections(model).values()) == 98442
+    assert units(model) == 4635
 
 
 @pytest.mark.parametrize("variant", ["paper", "full"])
-def test_layer_shapes(variant):
-    model = build_model(variant, 0)
+@pytest.mark.parametrize("exact", [True, False])
+def test_layer_shapes(variant, exact):
+    model = build_model(variant, 0, exact)
     x = torch.zeros(2, 1, 28, 28)
     h1 = model.h1(x)
     assert h1.shape == (2, 4, 24, 24)
@@ -29,14 +58,11 @@ def test_layer_shapes(variant):
     assert model(x).shape == (2, 10)
 
 
-def test_paper_h3_ignores_unconnected_maps():
-    layer = build_model("paper", 0).h3
-    x = torch.randn(1, 4, 12, 12)
-    changed = x.clone()
-    changed[:, 3] += 1.0  # H2 map 3 feeds only the H3 maps whose table entry contains 3
-    delta = (layer(changed) - layer(x)).abs().amax(dim=(0, 2, 3))
-    for out, inputs in enumerate(H3_INPUTS):
-        assert (delta[out] > 0) == (3 in inputs), out
+@pytest.mark.parametrize("variant", ["paper", "full"])
+def test_exact_and_fast_numerics_compute_the_same_network(variant):
+    exact, fast = build_model(variant, 2, True), build_model(variant, 2, False)
+    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(exact(x), fast(x), rtol=1e-5, atol=1e-5)
 
 
 def test_same_seed_same_initial_weights_and_different_seed_differs():
@@ -55,3 +81,25 @@ def test_no_modern_layers():
     for variant in ("paper", "full"):
         kinds = {type(m).__name__ for m in build_model(variant, 0).modules()}
         assert not kinds & {"ReLU", "BatchNorm2d", "Dropout", "MaxPool2d"}
+
+
+def test_saved_model_loads_back(tmp_path):
+    model = build_model("paper", 5)
+    save_model(tmp_path / "m.pt", model, {"variant": "paper", "loss": "mse"}, 3)
+    loaded, params = load_model(tmp_path / "m.pt")
+    assert params == {"variant": "paper", "loss": "mse"}
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"state_dict": {}, "params": {"variant": "paper"}}, "model format 1, this code reads format 2"),
+    ([1, 2, 3], "not a model file written by the train stage"),
+    ({"format": 2, "state_dict": {}, "params": {"variant": "lenet5"}}, "unknown variant 'lenet5'"),
+    ({"format": 2, "state_dict": {"h1.weight": torch.zeros(3)}, "params": {"variant": "full"}}, "do not fit LeNet-1 'full'"),
+])
+def test_foreign_or_old_model_files_are_refused_with_the_fix(tmp_path, content, message):
+    torch.save(content, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=message) as err:
+        load_model(tmp_path / "m.pt")
+    assert "dvc repro -f -s train" in str(err.value)

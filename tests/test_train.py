@@ -3,13 +3,13 @@ import torch
 import yaml
 
 from lenet1.model import build_model
-from lenet1.train import Split, fit, make_loss, make_scheduler, predict, score, train_epoch
+from lenet1.train import SGD, Split, TrainingDiverged, fit, make_loss, make_scheduler, predict, score, train_epoch, train_step
 from tests.helpers import ROOT
 
 
 def train_params(**changes):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
-    params.update(epochs=2, batch_size=8, lr=0.05, schedule="constant", threads=1)
+    params.update(epochs=2, batch_size=8, lr=0.05, schedule="constant")
     params.update(changes)
     return params
 
@@ -21,24 +21,37 @@ def tiny_split(n=64, seed=0):
 
 @pytest.mark.parametrize("variant", ["paper", "full"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
-def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss):
-    model = build_model(variant, 0)
+@pytest.mark.parametrize("exact", [True, False])
+def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss, exact):
+    model = build_model(variant, 0, exact)
     loss_fn = make_loss(loss, model)
     data = tiny_split(16)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    optimizer = SGD(model.parameters(), lr=0.05)
     before = loss_fn(model(data.inputs), data.labels).item()
     for _ in range(10):
-        optimizer.zero_grad()
-        loss_fn(model(data.inputs), data.labels).backward()
-        optimizer.step()
+        train_step(model, data.inputs, data.labels, optimizer, loss_fn)
     assert loss_fn(model(data.inputs), data.labels).item() < before
+
+
+def test_sgd_is_p_minus_lr_times_gradient_plus_weight_decay():
+    param = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    param.grad = torch.tensor([0.5, 0.25])
+    SGD([param], lr=0.1, weight_decay=0.01).step()
+    expected = torch.tensor([1.0, -2.0]) - (torch.tensor([0.5, 0.25]) + torch.tensor([1.0, -2.0]) * 0.01) * 0.1
+    assert torch.equal(param.detach(), expected)
+
+
+def test_diverging_training_stops_with_an_error_naming_the_lr():
+    train, val = tiny_split(64, 0), tiny_split(32, 1)
+    with pytest.raises(TrainingDiverged, match=r"the loss is nan; lower train.lr \(now 1e\+38\)"):
+        fit(train_params(lr=1e38, deterministic=False), train, val, log=lambda line: None)
 
 
 def test_same_seeds_give_identical_weights_and_other_seeds_differ():
     train, val = tiny_split(64, 0), tiny_split(32, 1)
     first = fit(train_params(), train, val, log=lambda line: None)
     second = fit(train_params(), train, val, log=lambda line: None)
-    third = fit(train_params(order_seed=5), train, val, log=lambda line: None)
+    third = fit(train_params(seed=5), train, val, log=lambda line: None)
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
     assert first.history == second.history
@@ -58,7 +71,7 @@ def test_fit_keeps_the_best_validation_epoch():
 def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw():
     model = build_model("full", 0)
     data = tiny_split(40)
-    loss, accuracy = train_epoch(model, data, 40, torch.optim.SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.Generator().manual_seed(0))
+    loss, accuracy = train_epoch(model, data, 40, torch.optim.SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.randperm(40, generator=torch.Generator().manual_seed(0)))
     expected_loss, expected_accuracy = score(model(data.inputs), data.labels, make_loss("cross_entropy", model))
     assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
 

@@ -1,0 +1,315 @@
+"""Float arithmetic that gives the same bits on every CPU: deterministic mode's numerics.
+
+Stock PyTorch rounds differently per machine: MKL picks its GEMM code by CPU
+vendor and thread count (arm64 uses another BLAS), ``tanh``/``exp`` come from
+MKL VML on x86-64 and Sleef on arm64, vectorised reductions sum in 8 lanes
+on AVX and 4 on NEON, and some kernels fuse a multiply and an add.  So
+deterministic mode builds LeNet-1 from three kinds of operation only:
+
+- elementwise ``+ - * /``, ``round``, comparisons and copies, one per kernel:
+  IEEE 754 defines each result exactly, so no SIMD width, thread split or
+  CPU can change it, and no kernel has a multiply-add to fuse;
+- exact matrix products (``matmul``): both operands are cut into
+  integer-valued float64 pieces (an Ozaki-style error-free split) so small
+  that every product and partial sum inside a float64 GEMM is an exact
+  integer.  Any BLAS then returns the same exact result, whatever its order,
+  blocking, threads or FMA use; the pieces are recombined in a fixed order.
+  Convolutions (im2col), linear layers, biases and every sum go through it;
+- ``exp``, ``log`` and ``tanh`` made of the operations above (Cody-Waite range
+  reduction, fixed polynomials), in float64, rounded once to float32.
+
+The cost is a few small float64 GEMMs and elementwise passes per layer.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+GRID_BITS = 24  # float32's significand: the most bits a factor keeps
+FLOAT64_INTEGER_BITS = 53  # integers up to 2**53 are exact in float64
+LN2_HI = 6.93147180369123816490e-01  # ln 2 in 32 bits: k * LN2_HI is exact (fdlibm)
+LN2_LO = 1.90821492927058770002e-10
+EXP_TERMS = 10  # Taylor terms of exp on |r| <= ln(2)/2: relative error < 1e-11
+LOG_TERMS = 9  # odd terms of atanh on |f| <= 0.172: error < 1e-14
+TANH_STEPS, TANH_MAX = 256, 10  # tanh's table: steps of 1/256 up to 10, where float32 tanh is 1
+
+
+def pow2(exponent: Tensor) -> Tensor:
+    """2.0 ** exponent as float64, built from the bits (exact; exponent in -1022..1023)."""
+    return ((exponent.long() + 1023) << 52).view(torch.float64)
+
+
+def _bits_for(depth: int, other_bits: int = GRID_BITS) -> int:
+    """Bits one factor may keep so that any sum of ``depth`` products with an ``other_bits`` factor is exact."""
+    bits = min(FLOAT64_INTEGER_BITS - other_bits - max(depth - 1, 1).bit_length(), GRID_BITS)
+    if bits < 8:
+        raise ValueError(f"exact arithmetic: a sum of {depth} products is too long (at most 2**21)")
+    return bits
+
+
+def _split(x: Tensor, bits: int, dim: int | None = None, low: bool = True) -> tuple[Tensor, Tensor | None]:
+    """float64 ``high`` + ``low`` ~= x, each with at most ``bits`` significant bits on a common grid.
+
+    The grid is 2**(e - bits), 2**(e - 2 bits) for ``low``, where 2**e bounds |x|
+    over the whole tensor (or each slice along ``dim``).  Adding and subtracting
+    1.5 * 2**(e + 52 - bits) rounds to that grid: two exact IEEE operations.
+    A bound below 2**-90 counts as 2**-90, so the grids stay normal numbers.
+    """
+    x = x.double()
+    top = x.abs().amax() if dim is None else x.abs().amax(dim, keepdim=True)
+    exponent = torch.frexp(top)[1].clamp(min=-90)
+    shift = pow2(exponent + (52 - bits)) * 1.5
+    high = (x + shift) - shift
+    if not low:
+        return high, None
+    shift = shift * 2.0**-bits
+    return high, ((x - high) + shift) - shift
+
+
+def _exact_mm(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b for float32 (M, K) @ (K, N) with no rounding that depends on the BLAS.
+
+    a's rows keep 24 bits, b's columns twice b_bits: every product and partial
+    sum of the float64 GEMM is then an exact multiple of one power of two
+    below 2**53 of it, the same in any order, blocking, threading or FMA use.
+    """
+    b_bits = _bits_for(a.shape[1])
+    a_grid = _split(a, GRID_BITS, 1, low=False)[0]
+    b_high, b_low = _split(b, b_bits, 0)
+    return (a_grid @ torch.cat([b_high, b_low], 1)).view(a.shape[0], 2, -1).sum(1).float()
+
+
+class _Matmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return _exact_mm(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, b = ctx.saved_tensors
+        grad_a = _exact_mm(grad, b.t()) if ctx.needs_input_grad[0] else None
+        grad_b = _exact_mm(a.t(), grad) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def sum_rows(x: Tensor) -> Tensor:
+    """The sum of each row of a 2-D float32 tensor, shape (rows,), the same bits everywhere; differentiable."""
+    return _Matmul.apply(x, x.new_ones(x.shape[1], 1)).view(-1)
+
+
+class _Mean(torch.autograd.Function):
+    """The mean of all elements; ``math.fsum`` rounds the sum correctly, so once, everywhere."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.shape = x.shape
+        return x.new_tensor(math.fsum(x.double().flatten().tolist()) / x.numel())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return (grad / math.prod(ctx.shape)).expand(ctx.shape)
+
+
+def mean(x: Tensor) -> Tensor:
+    return _Mean.apply(x)
+
+
+class _Broadcast(torch.autograd.Function):
+    """``expand``, whose gradient sums over the expanded dims exactly (autograd's own sum would not)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        ctx.kept = [dim for dim, size in enumerate(x.shape) if size == shape[dim]]
+        ctx.in_shape = x.shape
+        return x.expand(shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        summed = [dim for dim in range(grad.dim()) if dim not in ctx.kept]
+        rows = grad.permute(*ctx.kept, *summed).reshape(math.prod(grad.shape[d] for d in ctx.kept), -1)
+        return sum_rows(rows).view(ctx.in_shape), None
+
+
+def broadcast(x: Tensor, shape: torch.Size) -> Tensor:
+    return _Broadcast.apply(x, tuple(shape))
+
+
+def _rows(x: Tensor, kernel: int) -> Tensor:
+    """A layer's inputs as rows, one per output unit: x itself, or its kernel x kernel patches (im2col)."""
+    if not kernel:
+        return x.flatten(1)
+    batch, maps, height, width = x.shape
+    x = x.contiguous()
+    s = x.stride()
+    patches = x.as_strided((batch, height - kernel + 1, width - kernel + 1, maps, kernel, kernel),
+                           (s[0], s[2], s[3], s[1], s[2], s[3]))
+    return patches.reshape(-1, maps * kernel * kernel)
+
+
+def _from_rows(rows: Tensor, shape: torch.Size, kernel: int) -> Tensor:
+    """Gradients of ``_rows``: col2im adds the overlapping patches in a fixed loop order."""
+    if not kernel:
+        return rows.view(shape)
+    columns = rows.view(shape[0], -1, rows.shape[1]).transpose(1, 2)
+    return F.fold(columns, shape[2:], kernel)
+
+
+class _Affine(torch.autograd.Function):
+    """rows(x) @ weight.T + bias, exactly, where rows(x) is x or its im2col patches.
+
+    x is put on one grid for the whole tensor before its patches are copied, and
+    the weight on another, so that one float64 GEMM is exact; the backward pass
+    cuts the output gradient into two slices, sized so that the weight gradient
+    (a sum over every row) is exact too.  Patches and weight grids are saved.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, kernel: int) -> Tensor:
+        x_bits = _bits_for(weight.shape[1])
+        rows = _rows(_split(x, x_bits, low=False)[0], kernel)
+        weight_grid = _split(weight, GRID_BITS, low=False)[0]
+        ctx.save_for_backward(rows, weight_grid)
+        ctx.x_bits, ctx.kernel, ctx.x_shape = x_bits, kernel, x.shape
+        return (rows @ weight_grid.t()).float() + bias
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor, None]:
+        rows, weight_grid = ctx.saved_tensors
+        high, low = _split(grad, _bits_for(rows.shape[0], ctx.x_bits))  # (N, maps) each
+        sliced = torch.cat([high, low], 1)
+        grad_weight = (sliced.t() @ rows).view(2, -1, rows.shape[1]).sum(0)
+        grad_bias = sliced.sum(0).view(2, -1).sum(0)  # multiples of one grid below 2**53: exact in any order
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_rows = (torch.cat([high, low]) @ weight_grid).view(2, -1, rows.shape[1]).sum(0)
+            grad_x = _from_rows(grad_rows.float(), ctx.x_shape, ctx.kernel)
+        return grad_x, grad_weight.float(), grad_bias.float(), None
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """x @ weight.T + bias for (N, K) inputs."""
+    return _Affine.apply(x, weight, bias, 0)
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """A valid 2-D convolution, stride 1, square kernel: im2col and an exact product."""
+    batch, _, height, width = x.shape
+    maps, _, kernel, _ = weight.shape
+    out = _Affine.apply(x, weight.reshape(maps, -1), bias, kernel)  # (B*L, maps)
+    return out.view(batch, height - kernel + 1, width - kernel + 1, maps).permute(0, 3, 1, 2)
+
+
+def avg_pool2(x: Tensor) -> Tensor:
+    """2x2 average pooling, stride 2.
+
+    ATen's kernel adds each window's four inputs in one fixed scalar loop and
+    divides by 4 (exact); its gradient, grad / 4 into disjoint windows, is exact too.
+    """
+    return F.avg_pool2d(x, 2)
+
+
+def _horner(x: Tensor, coefficients: list[float]) -> Tensor:
+    result = torch.full_like(x, coefficients[-1])
+    for coefficient in reversed(coefficients[:-1]):
+        result = result * x + coefficient  # two kernels: never a fused multiply-add
+    return result
+
+
+def exp64(x: Tensor) -> Tensor:
+    """exp of a float64 tensor (relative error < 1e-11); inputs clamped to [-700, 700]."""
+    x = x.clamp(-700.0, 700.0)
+    k = torch.round(x * (1 / math.log(2)))
+    r = (x - k * LN2_HI) - k * LN2_LO  # |r| <= ln(2)/2
+    return _horner(r, [1 / math.factorial(n) for n in range(EXP_TERMS)]) * pow2(k)
+
+
+def log64(x: Tensor) -> Tensor:
+    """Natural log of a positive float64 tensor: log(m * 2**e) = e ln 2 + 2 atanh((m-1)/(m+1))."""
+    mantissa, exponent = torch.frexp(x)  # mantissa in [0.5, 1)
+    small = mantissa < math.sqrt(0.5)
+    mantissa = torch.where(small, mantissa * 2.0, mantissa)  # now in [0.707, 1.414)
+    exponent = (exponent - small.long()).double()
+    f = (mantissa - 1.0) / (mantissa + 1.0)
+    series = _horner(f * f, [2.0 / (2 * n + 1) for n in range(LOG_TERMS)]) * f
+    return exponent * math.log(2) + series
+
+
+def _tanh_table() -> Tensor:
+    """tanh(j / TANH_STEPS) for j = 0 .. TANH_STEPS * TANH_MAX, from exp64, so the same everywhere."""
+    e = exp64(torch.arange(TANH_STEPS * TANH_MAX + 1, dtype=torch.float64) * (-2.0 / TANH_STEPS))
+    return ((1.0 - e) / (1.0 + e)).float()
+
+
+def _tanh(x: Tensor) -> Tensor:
+    """float32 tanh(a + d) = (tanh a + tanh d) / (1 + tanh a tanh d): a from the table, |d| < 1/256.
+
+    tanh d = d - d**3/3 to float32 precision there; within 3 ulp of tanh overall.
+    """
+    magnitude = x.abs().clamp(max=float(TANH_MAX))
+    steps = torch.floor(magnitude * TANH_STEPS)
+    d = magnitude - steps * (1.0 / TANH_STEPS)
+    tanh_d = (d * d * (-1 / 3) + 1.0) * d
+    tanh_a = TANH_TABLE[steps.long()]
+    return torch.copysign((tanh_a + tanh_d) / (tanh_a * tanh_d + 1.0), x)
+
+
+class _Tanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = _tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return grad * (1.0 - y * y)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return _Tanh.apply(x)
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor) -> Tensor:
+        shifted = logits.double() - logits.double().amax(1, keepdim=True)
+        exps = exp64(shifted)
+        total = exps[:, 0]
+        for column in range(1, exps.shape[1]):  # ten classes: a fixed left-to-right sum
+            total = total + exps[:, column]
+        ctx.save_for_backward((exps / total[:, None]).float(), labels)
+        losses = log64(total) - shifted.gather(1, labels[:, None]).view(-1)
+        return logits.new_tensor(math.fsum(losses.tolist()) / len(labels))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        probabilities, labels = ctx.saved_tensors
+        targets = F.one_hot(labels, probabilities.shape[1]).float()
+        return (probabilities - targets) * (grad / len(labels)), None
+
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean softmax cross-entropy, as ``F.cross_entropy``."""
+    return _CrossEntropy.apply(logits, labels)
+
+
+class Ops:
+    """The operations a model is built from: stock torch (fast) or the exact ones above."""
+
+    def __init__(self, exact: bool) -> None:
+        self.exact = exact
+        self.conv2d = conv2d if exact else F.conv2d
+        self.linear = linear if exact else F.linear
+        self.tanh = tanh if exact else torch.tanh
+        self.avg_pool2 = avg_pool2 if exact else (lambda x: F.avg_pool2d(x, 2))
+        self.broadcast = broadcast if exact else (lambda x, shape: x.expand(shape))
+        self.cross_entropy = cross_entropy if exact else F.cross_entropy
+        self.mean = mean if exact else torch.mean
+
+
+TANH_TABLE = _tanh_table()

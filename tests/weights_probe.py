@@ -1,0 +1,49 @@
+"""Train a few LeNet-1 steps in deterministic mode and print the SHA-256 of the weights.
+
+Run as a script, on any CPU or under emulation (``../shared/cpu-emulation``), to
+compare machines bit for bit; ``tests/test_determinism.py`` runs it.  The data
+are seeded random digits, so no prepared data is needed:
+
+    python tests/weights_probe.py --steps 300 --variant full --loss cross_entropy --threads 1
+"""
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--steps", type=int, default=300)
+parser.add_argument("--batch-size", type=int, default=16)
+parser.add_argument("--variant", default="full")
+parser.add_argument("--loss", default="cross_entropy")
+parser.add_argument("--threads", type=int, default=1)
+parser.add_argument("--fast", action="store_true", help="stock torch arithmetic instead of the exact numerics")
+args = parser.parse_args()
+
+from lenet1.determinism import configure_environment  # noqa: E402
+
+configure_environment(args.threads)
+
+import torch  # noqa: E402
+
+from lenet1.data import to_inputs  # noqa: E402
+from lenet1.determinism import configure_torch  # noqa: E402
+from lenet1.model import build_model  # noqa: E402
+from lenet1.train import SGD, make_loss, train_step  # noqa: E402
+
+configure_torch(args.threads)
+generator = torch.Generator().manual_seed(0)
+count = args.steps * args.batch_size
+images = (torch.rand(count, 28, 28, generator=generator) * 255).to(torch.uint8)
+labels = torch.randint(0, 10, (count,), generator=generator)
+inputs = to_inputs(images)
+model = build_model(args.variant, 1, exact=not args.fast)
+loss_fn = make_loss(args.loss, model)
+optimizer = SGD(model.parameters(), lr=0.1)
+for start in range(0, count, args.batch_size):
+    batch = slice(start, start + args.batch_size)
+    loss, _ = train_step(model, inputs[batch], labels[batch], optimizer, loss_fn)
+weights = b"".join(t.detach().contiguous().numpy().tobytes() for t in model.state_dict().values())
+print(hashlib.sha256(weights).hexdigest(), f"loss {float(loss):.6f}")
