@@ -1,0 +1,187 @@
+"""Summarise seed sweeps: experiments grouped by their params minus the seeds, with the uncertainty.
+
+    python -m lenet1.summarize                    # HEAD's experiments (and HEAD itself)
+    python -m lenet1.summarize --all              # every commit's; groups never mix commits
+    python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
+    python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
+    python -m lenet1.summarize --json results/seeds.json --md-out results/seeds.md
+    python -m lenet1.summarize --compare 'train.variant=paper' default
+
+Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95%
+Student-t interval of the test accuracy, min/max and mean errors; a group of
+one run has no interval.  Failed, queued and running experiments are listed,
+never counted.  ``--compare A B`` pairs the two groups' runs by seed: a paired
+t-test over the seeds, and McNemar's exact test on each pair's per-digit predictions.
+Exit status: 0 done, 1 nothing to summarise or an unknown group.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+from typing import Any
+
+from lenet1 import paths
+from lenet1.stats import describe, mcnemar
+
+SEED_KEYS = ("train.seed", "split.seed")
+
+
+class SummaryError(Exception):
+    """Nothing to summarise, or a group that does not exist."""
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _file_data(data: dict, kind: str, path: str) -> dict:
+    return ((data or {}).get(kind) or {}).get(path, {}).get("data") or {}
+
+
+def collect(show: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Finished runs (experiments and their baseline commits) and the experiments that did not finish."""
+    runs, unfinished = [], []
+    for baseline in show:
+        if baseline["rev"] == "workspace" or not baseline.get("data"):
+            continue
+        base_params = flatten(_file_data(baseline["data"], "params", str(paths.PARAMS)))
+        rows = [(baseline, baseline.get("name") or baseline["rev"][:7], "success")]
+        for group in baseline.get("experiments") or []:
+            state = (group.get("executor") or {}).get("state", "success")
+            rows += [(rev, rev.get("name") or group.get("name") or rev["rev"][:7], state) for rev in group["revs"]]
+        for state_row, name, state in rows:
+            metrics = _file_data(state_row.get("data"), "metrics", str(paths.TEST_METRICS))
+            if state != "success" or state_row.get("error") or "accuracy" not in metrics:
+                unfinished.append({"experiment": name, "commit": baseline["rev"], "state": state})
+                continue
+            params = flatten(_file_data(state_row["data"], "params", str(paths.PARAMS)))
+            runs.append({
+                "experiment": name, "rev": state_row["rev"], "commit": baseline["rev"],
+                "params": {k: v for k, v in params.items() if k not in SEED_KEYS and base_params.get(k) != v},
+                "seed_params": {k: params[k] for k in SEED_KEYS if k in params},
+                "accuracy": metrics["accuracy"], "errors": metrics["errors"],
+            })
+    return _unique(runs), unfinished
+
+
+def _unique(runs: list[dict]) -> list[dict]:
+    """One run per commit, params and seeds: an experiment equal to its baseline is the same run."""
+    seen, unique = set(), []
+    for run in runs:
+        key = (run["commit"], json.dumps(run["params"], sort_keys=True), json.dumps(run["seed_params"], sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            unique.append(run)
+    return unique
+
+
+def group_name(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in sorted(params.items())) or "default"
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Groups of runs with equal commit and non-seed params, with their statistics."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["commit"], group_name(run["params"])), []).append(run)
+    summary = []
+    for (commit, name), members in groups.items():
+        members.sort(key=lambda run: json.dumps(run["seed_params"], sort_keys=True))
+        accuracy = describe([run["accuracy"] for run in members])
+        summary.append({"name": name, "commit": commit, "params": members[0]["params"], **accuracy,
+                        "mean_errors": sum(run["errors"] for run in members) / len(members),
+                        "runs": [{k: run[k] for k in ("experiment", "commit", "seed_params", "accuracy", "errors")}
+                                 for run in members]})
+    return summary
+
+
+def markdown(groups: list[dict]) -> str:
+    lines = ["| group | commit | n | mean test accuracy | std | 95% CI | min – max | mean errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        std = f"{g['std']:.2%}" if g["std"] is not None else "–"
+        ci = f"[{g['ci95'][0]:.2%}, {g['ci95'][1]:.2%}]" if g["ci95"] else "– (n = 1)"
+        lines.append(f"| {g['name']} | {g['commit'][:7]} | {g['n']} | {g['mean']:.2%} | {std} | {ci} | "
+                     f"{g['min']:.2%} – {g['max']:.2%} | {g['mean_errors']:.1f} |")
+    return "\n".join(lines)
+
+
+def predictions_correct(rev: str) -> list[bool]:
+    """Per test digit, whether the run at ``rev`` got it right (its committed predictions CSV)."""
+    text = subprocess.run(["git", "show", f"{rev}:{paths.PREDICTIONS}"], capture_output=True, text=True, check=True).stdout
+    return [row["actual"] == row["predicted"] for row in csv.DictReader(io.StringIO(text))]
+
+
+def compare(groups: list[dict], first: str, second: str, revs: dict[str, str]) -> dict:
+    """Paired t-test over shared seeds and McNemar's exact test per seed pair."""
+    from scipy import stats
+
+    chosen = []
+    for name in (first, second):
+        matches = [g for g in groups if g["name"] == name]
+        if len(matches) != 1:
+            raise SummaryError(f"group {name!r}: {len(matches)} matches (groups: {', '.join(g['name'] for g in groups)})")
+        chosen.append({json.dumps(r["seed_params"], sort_keys=True): r for r in matches[0]["runs"]})
+    seeds = sorted(set(chosen[0]) & set(chosen[1]))
+    if not seeds:
+        raise SummaryError(f"groups {first!r} and {second!r} share no seeds to pair")
+    pairs = [(chosen[0][s], chosen[1][s]) for s in seeds]
+    result = {"first": first, "second": second, "seeds": [json.loads(s) for s in seeds],
+              "mean_difference": sum(a["accuracy"] - b["accuracy"] for a, b in pairs) / len(pairs),
+              "mcnemar": [mcnemar(predictions_correct(revs[a["experiment"]]), predictions_correct(revs[b["experiment"]]))
+                          for a, b in pairs]}
+    if len(pairs) > 1:
+        result["paired_t_p_value"] = float(stats.ttest_rel([a["accuracy"] for a, _ in pairs],
+                                                           [b["accuracy"] for _, b in pairs]).pvalue)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lenet1.summarize", description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="experiments of every commit (dvc exp show -A)")
+    parser.add_argument("--prefix", default="", help="only experiments whose name starts with this")
+    parser.add_argument("--md", action="store_true", help="print a Markdown table")
+    parser.add_argument("--json", metavar="PATH", help="write the groups as JSON to PATH (- for stdout)")
+    parser.add_argument("--md-out", metavar="PATH", help="write the Markdown table to PATH")
+    parser.add_argument("--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="paired tests between two groups")
+    args = parser.parse_args(argv)
+    show = json.loads(subprocess.run(["dvc", "exp", "show", "--json", *(["-A"] if args.all else [])],
+                                     capture_output=True, text=True, check=True).stdout)
+    try:
+        runs, unfinished = collect(show)
+        runs = [run for run in runs if run["experiment"].startswith(args.prefix)]
+        if not runs:
+            raise SummaryError("no finished experiments to summarise; run some, e.g. "
+                               "`dvc exp run --queue -S 'train.seed=range(1,6)'` then `dvc queue start`")
+        groups = summarise(runs)
+        table = markdown(groups)
+        print(table)
+        for item in unfinished:
+            print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
+        document = {"groups": [{k: g[k] for k in ("name", "params", "n", "mean", "std", "ci95", "runs")} for g in groups]}
+        if args.json:
+            text = json.dumps(document, indent=2) + "\n"
+            sys.stdout.write(text) if args.json == "-" else open(args.json, "w").write(text)
+        if args.md_out:
+            open(args.md_out, "w").write(table + "\n")
+        if args.compare:
+            revs = {run["experiment"]: run["rev"] for run in runs}
+            print(json.dumps(compare(groups, *args.compare, revs), indent=2))
+    except SummaryError as err:
+        print(f"summarize: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
