@@ -4,11 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from lenet1.errors import InputError, MissingInput
 
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+REBUILD = "rebuild it with `dvc repro -f -s split`"
 
 
 def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,14 +18,18 @@ def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         data = torch.load(path, weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; run `dvc repro split` first") from None
+        raise MissingInput(f"{path}: not found; run `dvc repro split` first") from None
     except Exception as err:  # a truncated or foreign file: say which and how to fix it
-        raise ValueError(f"{path}: not a readable split file ({err}); rerun `dvc repro --force split`") from None
+        raise InputError(f"{path}: not a readable split file ({err}); {REBUILD}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: holds a {type(data).__name__}, not a split; {REBUILD}")
     images, labels = data.get("images"), data.get("labels")
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.shape[1:] != (28, 28):
-        raise ValueError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); rerun `dvc repro --force split`")
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 3 or images.shape[1:] != (28, 28):
+        raise InputError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); {REBUILD}")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
-        raise ValueError(f"{path}: 'labels' must be an int64 tensor with one label per image; rerun `dvc repro --force split`")
+        raise InputError(f"{path}: 'labels' must be an int64 tensor with one label per image; {REBUILD}")
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise InputError(f"{path}: labels must be digits 0-9, found {labels.min()}..{labels.max()}; {REBUILD}")
     return images, labels
 
 

@@ -11,6 +11,7 @@ read when torch is imported, and torch's own switches.
 from __future__ import annotations
 
 import os
+from lenet1.errors import InputError
 
 
 def thread_count() -> int:
@@ -23,7 +24,7 @@ def thread_count() -> int:
     value = os.environ.get("LENET1_THREADS", "")
     if value:
         if not value.isdigit() or int(value) < 1:
-            raise ValueError(f"LENET1_THREADS={value!r}: expected a whole number >= 1")
+            raise InputError(f"LENET1_THREADS={value!r}: expected a whole number >= 1")
         return int(value)
     return len(os.sched_getaffinity(0))
 

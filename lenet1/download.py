@@ -37,15 +37,10 @@ import numpy as np
 from lenet1 import idx
 from lenet1.outputs import write_atomic
 from lenet1.params import DOWNLOAD_SOURCES
-from lenet1.paths import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lenet1.paths import RAW_SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 # SHA-256 of the uncompressed canonical files; every source must reproduce them exactly.
-SHA256: dict[str, str] = {
-    TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
+SHA256 = RAW_SHA256
 
 EXAMPLE_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # only quoted in the manual instructions
 

@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display in CI or in `dvc repro`
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lenet1.outputs import write_atomic  # noqa: E402
+from lenet1.errors import InputError, MissingInput  # noqa: E402
 
 
 def save_figure(figure: Any, path: Path) -> None:
@@ -43,7 +44,7 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; run `dvc repro train` first") from None
+        raise MissingInput(f"{path}: not found; run `dvc repro train` first") from None
     if not rows:
-        raise ValueError(f"{path}: no epochs recorded; rerun `dvc repro --force train`")
+        raise InputError(f"{path}: no epochs recorded; rerun training with `dvc repro -f -s train`")
     return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()} for row in rows]

@@ -19,6 +19,8 @@ import numpy as np
 
 from lenet1.outputs import write_atomic
 
+from lenet1.errors import InputError
+
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: N, rows, columns
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: N
 UNSIGNED_BYTE = 0x08
@@ -40,25 +42,25 @@ def read_idx(source: Source, name: str | None = None) -> np.ndarray:
     """
     data, name = _load(source, name)
     if len(data) < 4:
-        raise ValueError(f"{name}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
+        raise InputError(f"{name}: not an IDX file: {len(data)} bytes, shorter than the 4-byte magic number")
     if data[0] != 0 or data[1] != 0:
-        raise ValueError(
+        raise InputError(
             f"{name}: not an IDX file: magic number 0x{data[:4].hex()} does not start with two zero bytes"
             " (a gzip file starts 0x1f8b: decompress it first)"
         )
     if data[2] != UNSIGNED_BYTE:
-        raise ValueError(f"{name}: IDX type code 0x{data[2]:02x} is not 0x08 (unsigned byte), the only type MNIST uses")
+        raise InputError(f"{name}: IDX type code 0x{data[2]:02x} is not 0x08 (unsigned byte), the only type MNIST uses")
     ndim = data[3]
     if ndim == 0:
-        raise ValueError(f"{name}: IDX header declares 0 dimensions")
+        raise InputError(f"{name}: IDX header declares 0 dimensions")
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
-        raise ValueError(f"{name}: truncated IDX header: {len(data)} bytes, need {header_size} for {ndim} dimensions")
+        raise InputError(f"{name}: truncated IDX header: {len(data)} bytes, need {header_size} for {ndim} dimensions")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header_size + int(np.prod(shape, dtype=np.int64))
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
-        raise ValueError(
+        raise InputError(
             f"{name}: {problem}: header says shape {shape}, so {expected:,} bytes, but the file has {len(data):,}"
         )
     # copy: frombuffer over immutable bytes gives a read-only array, which
@@ -69,7 +71,7 @@ def read_idx(source: Source, name: str | None = None) -> np.ndarray:
 def _read_with_magic(source: Source, name: str | None, magic: int, what: str) -> np.ndarray:
     data, name = _load(source, name)
     if len(data) >= 4 and int.from_bytes(data[:4], "big") != magic:
-        raise ValueError(
+        raise InputError(
             f"{name}: magic number 0x{data[:4].hex()} is not 0x{magic:08x} ({what}); is this the right file?"
         )
     return read_idx(data, name)

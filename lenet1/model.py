@@ -38,6 +38,7 @@ from torch import nn
 
 from lenet1.numerics import Ops
 from lenet1.outputs import save_torch
+from lenet1.errors import InputError, MissingInput
 
 VARIANTS = ("full", "paper")
 # Table 1 (p. 400), maps numbered from 0: H3 map o <- the H2 maps in H3_INPUTS[o].
@@ -176,21 +177,21 @@ def load_model(path: str | Path, exact: bool = True) -> tuple[LeNet1, dict]:
     try:
         saved = torch.load(path, weights_only=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found; run `dvc repro train` first") from None
+        raise MissingInput(f"{path}: not found; run `dvc repro train` first") from None
     except Exception as err:
-        raise ValueError(f"{path}: not a readable model file ({err}); {RETRAIN}") from None
+        raise InputError(f"{path}: not a readable model file ({err}); {RETRAIN}") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("params"), dict) or "state_dict" not in saved:
-        raise ValueError(f"{path}: not a model file written by the train stage; {RETRAIN}")
+        raise InputError(f"{path}: not a model file written by the train stage; {RETRAIN}")
     if saved.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: model format {saved.get('format', 1)}, this code reads format {MODEL_FORMAT} "
+        raise InputError(f"{path}: model format {saved.get('format', 1)}, this code reads format {MODEL_FORMAT} "
                          f"(exact numerics, the paper's Table 1 for H3); {RETRAIN}")
     variant = saved["params"].get("variant")
     if variant not in VARIANTS:
-        raise ValueError(f"{path}: unknown variant {variant!r}; {RETRAIN}")
+        raise InputError(f"{path}: unknown variant {variant!r}; {RETRAIN}")
     model = LeNet1(variant, exact)
     try:
         model.load_state_dict(saved["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: weights do not fit LeNet-1 '{variant}' ({str(err).splitlines()[0]}); {RETRAIN}") from None
+        raise InputError(f"{path}: weights do not fit LeNet-1 '{variant}' ({str(err).splitlines()[0]}); {RETRAIN}") from None
     model.eval()
     return model, saved["params"]

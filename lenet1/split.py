@@ -6,6 +6,7 @@ a fixed algorithm) and ``outputs.save_torch`` writes name-independent bytes.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import torch
 
 from lenet1 import idx
 from lenet1.outputs import save_torch, write_json
-from lenet1.paths import RAW_FILES
+from lenet1.paths import RAW_FILES, RAW_SHA256
+from lenet1.errors import InputError, MissingInput
 
 SPLITS = ("train", "val", "test")
 
@@ -48,6 +50,19 @@ def stratified_indices(labels: np.ndarray, val_size: int, seed: int) -> tuple[np
     return train, val
 
 
+def verify_raw(raw_dir: Path, expected: dict[str, str] = RAW_SHA256) -> None:
+    """Check the raw files against their pinned digests, as download did: a file changed since fails here."""
+    for name, digest in expected.items():
+        path = raw_dir / name
+        try:
+            got = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise MissingInput(f"{path}: not found; run `dvc repro download` first") from None
+        if got != digest:
+            raise InputError(f"{path}: SHA-256 {got}, expected {digest}: the file changed since download; "
+                             "fetch it again with `dvc repro -f -s download`")
+
+
 def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The MNIST train and test images and labels from the IDX files in ``raw_dir``."""
     data = {}
@@ -55,9 +70,9 @@ def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         images = idx.read_images(raw_dir / images_name)
         labels = idx.read_labels(raw_dir / labels_name)
         if len(images) != len(labels):
-            raise ValueError(f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
+            raise InputError(f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
         if labels.max() > 9:
-            raise ValueError(f"{raw_dir / labels_name}: label {labels.max()} is not a digit 0-9")
+            raise InputError(f"{raw_dir / labels_name}: label {labels.max()} is not a digit 0-9")
         data[part] = (images, labels)
     return data
 

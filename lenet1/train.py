@@ -17,12 +17,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from lenet1.model import LeNet1, build_model
+from lenet1.errors import InputError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Log = Callable[[str], None]
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(InputError):
     """The loss became infinite or NaN: the learning rate is too high for this run."""
 
 

@@ -8,8 +8,9 @@ from lenet1.stage import run
 
 def main() -> None:
     params = load_params(paths.PARAMS)["split"]
-    from lenet1.split import make_splits, write_splits
+    from lenet1.split import make_splits, verify_raw, write_splits
 
+    verify_raw(paths.RAW_DIR)  # also when run outside DVC, which checks only its own hashes
     splits = make_splits(paths.RAW_DIR, params["val_size"], params["seed"])
     write_splits(splits, paths.PREPARED_DIR)
     sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items())

@@ -2,17 +2,23 @@
 
 It depends on the whole file, so `dvc exp run -S +train.lrr=0.1` (a typo
 that DVC adds as a new key no other stage tracks) still runs this stage and
-fails with the key's name.
+fails with the key's name.  Its output, data/params.ok, is a dependency of
+the download stage and so upstream of every stage: DVC runs it, and stops on
+a bad param, before it removes any other stage's outputs.  The file's content
+is the same for every valid params.yaml, so a param change does not by itself
+rerun the stages after it.
 """
 import sys
 
 from lenet1 import paths
+from lenet1.outputs import write_atomic
 from lenet1.params import load_params
 from lenet1.stage import run
 
 
 def main() -> None:
     load_params(paths.PARAMS)
+    write_atomic(paths.PARAMS_OK, b"params.yaml is valid\n")
     print(f"validate: {paths.PARAMS} is valid")
 
 

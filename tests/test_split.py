@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lenet1.data import load_split
+from lenet1.errors import InputError
 from lenet1.split import class_quotas, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
 
@@ -63,20 +64,26 @@ def test_split_stage_rejects_bad_params_before_writing(tmp_path, val_size):
     assert not (tmp_path / "data" / "prepared").exists()
 
 
-def test_split_stage_writes_prepared_data(tmp_path):
+def test_split_stage_rechecks_the_pinned_digests(tmp_path):
+    # Outside DVC nothing else notices a raw file that changed after download (one flipped pixel here).
     fake_mnist(tmp_path / "data" / "raw")
-    write_params(tmp_path, split={"val_size": 50})
-    result = run_stage("split", tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "data" / "prepared").iterdir()) == ["stats.json", "test.pt", "train.pt", "val.pt"]
-
-
-def test_corrupt_raw_file_is_a_clear_error(tmp_path):
-    fake_mnist(tmp_path / "data" / "raw")
-    labels = tmp_path / "data" / "raw" / "train-labels-idx1-ubyte"
-    labels.write_bytes(labels.read_bytes()[:-5])
     write_params(tmp_path, split={"val_size": 50})
     result = run_stage("split", tmp_path)
     assert result.returncode == 1
-    assert "train-labels-idx1-ubyte" in result.stderr and "Traceback" not in result.stderr
+    assert "train-images-idx3-ubyte: SHA-256" in result.stderr and "dvc repro -f -s download" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_split_writes_prepared_data(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    write_splits(make_splits(tmp_path / "raw", 50, seed=0), tmp_path / "prepared")
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["stats.json", "test.pt", "train.pt", "val.pt"]
+
+
+def test_corrupt_raw_file_is_a_clear_error(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    labels = tmp_path / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-5])
+    with pytest.raises(InputError, match="train-labels-idx1-ubyte: truncated"):
+        make_splits(tmp_path / "raw", 50, seed=0)

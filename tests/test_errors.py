@@ -1,0 +1,68 @@
+"""Bad inputs end in one clear line and a non-zero exit; bugs keep their traceback; nothing half-written stays."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lenet1.outputs import write_atomic, write_json
+from lenet1.params import ParamsError, load_params
+from lenet1.stage import run
+from tests.helpers import ROOT, write_params
+
+
+def test_a_bug_keeps_its_traceback():
+    def buggy():
+        raise ValueError("deep inside torch")
+
+    with pytest.raises(ValueError, match="deep inside torch"):
+        run(buggy, "train")
+
+
+def test_a_failed_local_write_names_the_file_and_stops(tmp_path, capsys):
+    target = tmp_path / "metrics"
+    target.mkdir()
+    target.chmod(0o500)
+    try:
+        if os.access(target, os.W_OK):
+            pytest.skip("running as a user who can write to read-only directories")
+        status = run(lambda: write_json(target / "train.json", {"a": 1}), "train")
+    finally:
+        target.chmod(0o700)
+    assert status == 1
+    assert f"train: error: cannot write {target}" in capsys.readouterr().err
+    assert list(target.iterdir()) == []
+
+
+def test_write_atomic_removes_what_a_killed_run_left(tmp_path):
+    stale = tmp_path / ".train.json.0123456789ab.tmp"
+    stale.write_text("half")
+    other = tmp_path / ".test.json.0123456789ab.tmp"
+    other.write_text("another file's")
+    write_atomic(tmp_path / "train.json", b"{}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".test.json.0123456789ab.tmp", "train.json"]
+
+
+def test_a_section_given_twice_is_an_error(tmp_path):
+    path = write_params(tmp_path)
+    path.write_text(path.read_text() + "split:\n  val_size: 5000\n  seed: 0\n")
+    with pytest.raises(ParamsError, match="key 'split' appears twice"):
+        load_params(path)
+
+
+@pytest.mark.parametrize("key, value", [("seed", 2**70), ("lr", float("inf")), ("epochs", 10**9), ("batch_size", 10**6)])
+def test_numbers_beyond_their_bounds_name_the_key(tmp_path, key, value):
+    write_params(tmp_path, train={key: value})
+    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2
+    assert f"bad value for 'train.{key}'" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_an_output_directory_that_is_a_file_names_the_path(tmp_path, capsys):
+    (tmp_path / "metrics").write_text("not a directory")
+    status = run(lambda: write_json(tmp_path / "metrics" / "train.json", {"a": 1}), "train")
+    assert status == 1
+    err = capsys.readouterr().err
+    assert f"train: error: cannot write {tmp_path / 'metrics'}" in err and "Traceback" not in err

@@ -1,0 +1,91 @@
+import json
+import math
+
+import pytest
+from scipy import stats as scipy_stats
+
+from lenet1.stats import describe, mcnemar
+from lenet1.summarize import collect, markdown, summarise
+from tests.helpers import ROOT
+
+
+def state(rev, params, accuracy=None, errors=None, name=None):
+    metrics = {"metrics/test.json": {"data": {"accuracy": accuracy, "errors": errors}}} if accuracy is not None else {}
+    return {"rev": rev, "name": name, "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}
+
+
+def params(seed=1, variant="full"):
+    return {"train": {"seed": seed, "variant": variant, "lr": 0.5}}
+
+
+def show(experiments, extra_baselines=()):
+    head = state("a" * 40, params(), 0.99, 100, "main")
+    head["experiments"] = experiments
+    return [state("workspace", params(), 0.99, 100), head, *extra_baselines]
+
+
+def exp(rev, name, accuracy, errors, executor="success", **kw):
+    return {"revs": [state(rev, params(**kw), accuracy, errors, name)], "executor": {"state": executor}, "name": name}
+
+
+def test_describe_matches_the_textbook_formulas():
+    values = [0.9891, 0.9903, 0.9887, 0.9910, 0.9895]
+    d = describe(values)
+    mean = sum(values) / 5
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 4)
+    half = scipy_stats.t.ppf(0.975, 4) * std / math.sqrt(5)
+    assert d["n"] == 5 and d["mean"] == pytest.approx(mean) and d["std"] == pytest.approx(std)
+    assert d["ci95"] == pytest.approx([mean - half, mean + half])
+    assert half == pytest.approx(2.776 * std / math.sqrt(5), rel=1e-3)  # t(0.975, 4) = 2.776
+
+
+def test_one_run_has_no_interval():
+    assert describe([0.98])["std"] is None and describe([0.98])["ci95"] is None
+
+
+def test_mcnemar_counts_only_discordant_digits():
+    first = [True] * 90 + [True] * 8 + [False] * 2
+    second = [True] * 90 + [False] * 8 + [True] * 2
+    result = mcnemar(first, second)
+    assert (result["only_first_right"], result["only_second_right"]) == (8, 2)
+    assert result["p_value"] == pytest.approx(0.109375)  # 2 * P(X <= 2), X ~ Binomial(10, 1/2)
+    assert mcnemar(first, first)["p_value"] == 1.0
+
+
+def test_groups_exclude_seeds_skip_failures_and_keep_commits_apart():
+    other_commit = state("b" * 40, params(), 0.97, 300, "old")
+    runs, unfinished = collect(show([
+        exp("c1", "s2", 0.991, 90, seed=2),
+        exp("c2", "s3", 0.989, 110, seed=3),
+        exp("c3", "p1", 0.987, 130, variant="paper"),
+        exp("c4", "broken", 0.99, 100, executor="failed", seed=9),
+        exp("c5", "same-as-head", 0.99, 100),
+    ], [other_commit]))
+    assert {u["experiment"] for u in unfinished} == {"broken"}
+    groups = {(g["name"], g["commit"][0]): g for g in summarise(runs)}
+    default = groups[("default", "a")]
+    assert default["n"] == 3  # HEAD, seed 2, seed 3; the experiment equal to HEAD counted once
+    assert default["mean"] == pytest.approx((0.99 + 0.991 + 0.989) / 3)
+    assert groups[("train.variant=paper", "a")]["n"] == 1 and groups[("train.variant=paper", "a")]["ci95"] is None
+    assert groups[("default", "b")]["n"] == 1  # another commit: its own group
+    assert "– (n = 1)" in markdown(list(groups.values()))
+
+
+def test_committed_seed_results_are_consistent():
+    path = ROOT / "results" / "seeds.json"
+    if not path.exists():
+        pytest.skip("results/seeds.json not written yet")
+    groups = json.loads(path.read_text())["groups"]
+    assert groups
+    for group in groups:
+        assert set(group) >= {"name", "params", "n", "mean", "std", "ci95", "runs"}
+        assert group["n"] == len(group["runs"])
+        for run in group["runs"]:
+            assert set(run) == {"experiment", "commit", "seed_params", "accuracy", "errors"}
+            assert len(run["commit"]) == 40 and 0 <= run["accuracy"] <= 1
+            assert run["errors"] == round((1 - run["accuracy"]) * 10000)
+        recomputed = describe([run["accuracy"] for run in group["runs"]])
+        assert group["mean"] == pytest.approx(recomputed["mean"])
+        if group["n"] > 1:
+            assert group["std"] == pytest.approx(recomputed["std"])
+            assert group["ci95"] == pytest.approx(recomputed["ci95"])
