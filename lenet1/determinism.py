@@ -10,7 +10,13 @@ read when torch is imported, and torch's own switches.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
+
+# What deterministic mode is tested to reproduce bit for bit (README, "Bit-exact reproducibility").
+COVERED_SYSTEMS = {("Linux", "x86_64"), ("Linux", "aarch64")}
+PINNED_TORCH = "2.14.1"
 from lenet1.errors import InputError
 
 
@@ -40,3 +46,13 @@ def configure_torch(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def platform_note() -> str | None:
+    """None on a platform the bit-exact promise covers; else one line saying why not."""
+    system, machine = platform.system(), platform.machine()
+    torch_version = importlib.metadata.version("torch").split("+")[0]
+    if (system, machine) in COVERED_SYSTEMS and torch_version == PINNED_TORCH:
+        return None
+    return (f"{system} {machine} with torch {torch_version} is outside the bit-exact promise "
+            f"(Linux x86-64 or arm64 with torch {PINNED_TORCH}): results may differ in the last bits")

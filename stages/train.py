@@ -2,7 +2,7 @@
 import sys
 
 from lenet1 import paths
-from lenet1.determinism import configure_environment, thread_count
+from lenet1.determinism import configure_environment, platform_note, thread_count
 from lenet1.params import load_params
 from lenet1.stage import run
 
@@ -19,6 +19,8 @@ def main() -> None:
     from lenet1.train import Split, fit
 
     configure_torch(threads)
+    if config["deterministic"] and platform_note():
+        print(f"train: warning: {platform_note()}", flush=True)
     images, labels = load_split(paths.PREPARED_DIR / "train.pt")
     if config["train_subset"]:
         images, labels = images[: config["train_subset"]], labels[: config["train_subset"]]
