@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from lenet1.figures import save_figure
+from lenet1.data import to_inputs
+from lenet1.figures import plot_feature_maps, save_figure
 
 
 def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> dict[str, Any]:
@@ -50,3 +51,10 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predictions: 
     figure.tight_layout()
     save_figure(figure, path)
     return len(wrong)
+
+
+@torch.no_grad()
+def draw_feature_maps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    """plots/feature_maps.png: every layer's states for ``images`` (uint8 digits)."""
+    model.eval()
+    plot_feature_maps(model.states(to_inputs(images)), images, labels, path)

@@ -48,3 +48,34 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise InputError(f"{path}: no epochs recorded; rerun training with `dvc repro -f -s train`")
     return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()} for row in rows]
+
+
+def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Path) -> None:
+    """For a few digits: the input, each layer's maps as grey levels, and the ten outputs, as in the paper's figure.
+
+    ``states`` is ``LeNet1.states`` of the digits: tensors (N, maps, h, w) for H1-H4, (N, 10) outputs.
+    Grey levels span tanh's range, -1 (white) to +1 (black), the same for every map.
+    """
+    from torchvision.utils import make_grid
+
+    layers = [("H1", 4), ("H2", 4), ("H3", 6), ("H4", 6)]  # maps per row of each panel
+    figure, axes = plt.subplots(len(images), 2 + len(layers), figsize=(13, 1.9 * len(images)), squeeze=False,
+                                gridspec_kw={"width_ratios": [1, 2.4, 1.4, 2.4, 1.4, 1.6]})
+    for row, axis_row in enumerate(axes):
+        axis_row[0].imshow(images[row].numpy(), cmap="gray_r", vmin=0, vmax=255)
+        axis_row[0].set_title(f"input ({int(labels[row])})", fontsize=9)
+        for axis, (name, per_row) in zip(axis_row[1:], layers):
+            maps = states[name][row].detach().unsqueeze(1)  # (maps, 1, h, w)
+            grid = make_grid(maps, nrow=per_row, padding=1, pad_value=-1.0)[0]
+            axis.imshow(grid.numpy(), cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
+            axis.set_title(f"{name}: {len(maps)} maps {tuple(maps.shape[2:])}", fontsize=9)
+        outputs = states["output"][row].detach()
+        axis_row[-1].barh(range(10), outputs.numpy(), color=["C3" if d == int(outputs.argmax()) else "C0" for d in range(10)])
+        axis_row[-1].set_yticks(range(10))
+        axis_row[-1].invert_yaxis()
+        axis_row[-1].set_title("outputs", fontsize=9)
+        for axis in axis_row[:-1]:
+            axis.axis("off")
+    figure.suptitle("What LeNet-1 computes: unit states per layer for test digits", fontsize=10)
+    figure.tight_layout()
+    save_figure(figure, path)

@@ -130,13 +130,17 @@ class LeNet1(nn.Module):
             return self.ops.tanh(x * (2.0 / 3.0)) * 1.7159
         return self.ops.tanh(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def states(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer's unit states, after squashing as the paper draws them, and the outputs."""
         paper = self.variant == "paper"
-        x = self.h2(self.squash(self.h1(x)))
-        x = self.squash(x) if paper else x
-        x = self.h4(self.squash(self.h3(x)))
-        x = self.squash(x) if paper else x
-        return self.out(x.flatten(1))
+        h1 = self.squash(self.h1(x))
+        h2 = self.squash(self.h2(h1)) if paper else self.h2(h1)
+        h3 = self.squash(self.h3(h2))
+        h4 = self.squash(self.h4(h3)) if paper else self.h4(h3)
+        return {"H1": h1, "H2": h2, "H3": h3, "H4": h4, "output": self.out(h4.flatten(1))}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.states(x)["output"]
 
 
 def count_parameters(model: nn.Module) -> int:

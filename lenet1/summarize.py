@@ -1,6 +1,6 @@
 """Summarise seed sweeps: experiments grouped by their params minus the seeds, with the uncertainty.
 
-    python -m lenet1.summarize                    # HEAD's experiments (and HEAD itself)
+    python -m lenet1.summarize                    # the experiments based on HEAD
     python -m lenet1.summarize --all              # every commit's; groups never mix commits
     python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
     python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
@@ -49,13 +49,17 @@ def _file_data(data: dict, kind: str, path: str) -> dict:
 
 
 def collect(show: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Finished runs (experiments and their baseline commits) and the experiments that did not finish."""
+    """Finished experiments and those that did not finish.
+
+    Baseline commits themselves are not counted: their committed metrics may
+    come from other code than the commit's own (a stale lock), an experiment's never do.
+    """
     runs, unfinished = [], []
     for baseline in show:
         if baseline["rev"] == "workspace" or not baseline.get("data"):
             continue
         base_params = flatten(_file_data(baseline["data"], "params", str(paths.PARAMS)))
-        rows = [(baseline, baseline.get("name") or baseline["rev"][:7], "success")]
+        rows = []
         for group in baseline.get("experiments") or []:
             state = (group.get("executor") or {}).get("state", "success")
             rows += [(rev, rev.get("name") or group.get("name") or rev["rev"][:7], state) for rev in group["revs"]]
@@ -75,7 +79,7 @@ def collect(show: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def _unique(runs: list[dict]) -> list[dict]:
-    """One run per commit, params and seeds: an experiment equal to its baseline is the same run."""
+    """One run per commit, params and seeds: the same experiment run twice counts once."""
     seen, unique = set(), []
     for run in runs:
         key = (run["commit"], json.dumps(run["params"], sort_keys=True), json.dumps(run["seed_params"], sort_keys=True))

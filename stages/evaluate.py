@@ -7,6 +7,9 @@ from lenet1.params import load_params
 from lenet1.stage import run
 
 
+FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
+
+
 def main() -> None:
     params = load_params(paths.PARAMS)
     config = params["evaluate"]
@@ -14,7 +17,7 @@ def main() -> None:
     configure_environment(threads)
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
-    from lenet1.evaluate import plot_misclassified, prediction_rows, test_metrics
+    from lenet1.evaluate import draw_feature_maps, plot_misclassified, prediction_rows, test_metrics
     from lenet1.model import load_model
     from lenet1.outputs import write_csv, write_json
     from lenet1.train import make_loss, predict
@@ -29,6 +32,7 @@ def main() -> None:
     predictions = outputs.argmax(1)
     write_json(paths.TEST_METRICS, metrics)
     write_csv(paths.PREDICTIONS, prediction_rows(labels, predictions))
+    draw_feature_maps(model, images[:FEATURE_DIGITS], labels[:FEATURE_DIGITS], paths.FEATURE_MAPS_PNG)
     shown = plot_misclassified(images, labels, predictions, config["max_misclassified"], paths.MISCLASSIFIED_PNG)
     print(f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
           f"{shown} of them in {paths.MISCLASSIFIED_PNG}")

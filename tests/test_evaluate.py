@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from lenet1.evaluate import plot_misclassified, prediction_rows, test_metrics as compute_test_metrics
+from lenet1.evaluate import draw_feature_maps, plot_misclassified, prediction_rows, test_metrics as compute_test_metrics
+from lenet1.model import build_model
 from lenet1.figures import plot_curves, read_history
 from lenet1.outputs import write_csv, write_json
 
@@ -46,3 +47,36 @@ def test_pngs_and_text_outputs_are_byte_stable(tmp_path):
 def test_missing_history_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="dvc repro train"):
         read_history(tmp_path / "none.csv")
+
+
+def png_text_chunks(data: bytes) -> list[bytes]:
+    """The text chunks (tEXt, zTXt, iTXt) of a PNG file, read from its chunk structure."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            chunks.append(data[position + 8:position + 8 + length])
+        position += 12 + length
+    return chunks
+
+
+def test_pngs_carry_no_version_text(tmp_path):
+    import matplotlib
+
+    history = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1}, {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6}]
+    plot_curves(history, "loss", "t", tmp_path / "a.png")
+    chunks = png_text_chunks((tmp_path / "a.png").read_bytes())
+    assert not any(b"Software" in chunk or matplotlib.__version__.encode() in chunk for chunk in chunks), chunks
+
+
+def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
+    model = build_model("paper", 0)
+    images = (torch.rand(2, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    for name in ("a.png", "b.png"):
+        draw_feature_maps(model, images, torch.tensor([3, 7]), tmp_path / name)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    states = model.states(torch.zeros(1, 1, 28, 28))
+    assert [tuple(states[k].shape[1:]) for k in ("H1", "H2", "H3", "H4", "output")] == [
+        (4, 24, 24), (4, 12, 12), (12, 8, 8), (12, 4, 4), (10,)]

@@ -54,18 +54,19 @@ def test_mcnemar_counts_only_discordant_digits():
 
 def test_groups_exclude_seeds_skip_failures_and_keep_commits_apart():
     other_commit = state("b" * 40, params(), 0.97, 300, "old")
+    other_commit["experiments"] = [exp("c6", "old-s1", 0.97, 300)]
     runs, unfinished = collect(show([
         exp("c1", "s2", 0.991, 90, seed=2),
         exp("c2", "s3", 0.989, 110, seed=3),
         exp("c3", "p1", 0.987, 130, variant="paper"),
         exp("c4", "broken", 0.99, 100, executor="failed", seed=9),
-        exp("c5", "same-as-head", 0.99, 100),
+        exp("c5", "s2-again", 0.991, 90, seed=2),
     ], [other_commit]))
     assert {u["experiment"] for u in unfinished} == {"broken"}
     groups = {(g["name"], g["commit"][0]): g for g in summarise(runs)}
     default = groups[("default", "a")]
-    assert default["n"] == 3  # HEAD, seed 2, seed 3; the experiment equal to HEAD counted once
-    assert default["mean"] == pytest.approx((0.99 + 0.991 + 0.989) / 3)
+    assert default["n"] == 2  # seeds 2 and 3; seed 2 run twice counts once; HEAD's own metrics not at all
+    assert default["mean"] == pytest.approx((0.991 + 0.989) / 2)
     assert groups[("train.variant=paper", "a")]["n"] == 1 and groups[("train.variant=paper", "a")]["ci95"] is None
     assert groups[("default", "b")]["n"] == 1  # another commit: its own group
     assert "– (n = 1)" in markdown(list(groups.values()))
