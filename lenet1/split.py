@@ -16,6 +16,7 @@ from lenet1 import idx
 from lenet1.outputs import save_torch, write_json
 from lenet1.paths import RAW_FILES, RAW_SHA256
 from lenet1.errors import InputError, MissingInput
+from lenet1.inputs import prepare
 
 SPLITS = ("train", "val", "test")
 
@@ -87,16 +88,21 @@ def split_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     }
 
 
-def make_splits(raw_dir: Path, val_size: int, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def make_splits(raw_dir: Path, val_size: int, seed: int, kind: str = "mnist28") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train, val and test images (as input ``kind``) and labels."""
     raw = read_raw(raw_dir)
     images, labels = raw["train"]
     train, val = stratified_indices(labels, val_size, seed)
-    return {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": raw["test"]}
+    splits = {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": raw["test"]}
+    return {name: (prepare(images, kind), labels) for name, (images, labels) in splits.items()}
 
 
-def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> None:
-    """``<split>.pt`` files ({"images": uint8 (N, 28, 28), "labels": int64 (N,)}) and ``stats.json``."""
+def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path, kind: str = "mnist28") -> None:
+    """``<split>.pt`` files ({"images": uint8 (N, 28, 28), "labels": int64 (N,)}, and "input" unless
+    mnist28, so that mnist28 files keep their bytes) and ``stats.json``."""
     for name, (images, labels) in splits.items():
         tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)), "labels": torch.from_numpy(labels.astype(np.int64))}
+        if kind != "mnist28":
+            tensors["input"] = kind
         save_torch(out_dir / f"{name}.pt", tensors)
     write_json(out_dir / "stats.json", split_stats(splits))

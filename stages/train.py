@@ -21,12 +21,12 @@ def main() -> None:
     configure_torch(threads)
     if config["deterministic"] and platform_note():
         print(f"train: warning: {platform_note()}", flush=True)
-    images, labels = load_split(paths.PREPARED_DIR / "train.pt")
+    images, labels, kind = load_split(paths.PREPARED_DIR / "train.pt")
     if config["train_subset"]:
         images, labels = images[: config["train_subset"]], labels[: config["train_subset"]]
-    train = Split(to_inputs(images), labels)
-    val_images, val_labels = load_split(paths.PREPARED_DIR / "val.pt")
-    val = Split(to_inputs(val_images), val_labels)
+    train = Split(to_inputs(images, kind), labels)
+    val_images, val_labels, kind = load_split(paths.PREPARED_DIR / "val.pt")
+    val = Split(to_inputs(val_images, kind), val_labels)
     print(f"train: LeNet-1 '{config['variant']}' on {len(labels)} digits, {config['epochs']} epochs, "
           f"batch {config['batch_size']}, lr {config['lr']} ({config['schedule']}), "
           f"{threads} threads, deterministic={config['deterministic']}", flush=True)

@@ -75,7 +75,7 @@ def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
     model = build_model("paper", 0)
     images = (torch.rand(2, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     for name in ("a.png", "b.png"):
-        draw_feature_maps(model, images, torch.tensor([3, 7]), tmp_path / name)
+        draw_feature_maps(model, images, torch.tensor([3, 7]), "mnist28", tmp_path / name)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     states = model.states(torch.zeros(1, 1, 28, 28))
     assert [tuple(states[k].shape[1:]) for k in ("H1", "H2", "H3", "H4", "output")] == [

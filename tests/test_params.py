@@ -32,6 +32,7 @@ def test_committed_params_are_valid():
         ("train", "schedule", "linear", "train.schedule"),
         ("train", "loss", "hinge", "train.loss"),
         ("train", "deterministic", "yes", "train.deterministic"),
+        ("split", "input", "bogus", "split.input"),
         ("split", "val_size", 0, "split.val_size"),
         ("split", "val_size", 60000, "split.val_size"),
         ("split", "val_size", 100.5, "split.val_size"),

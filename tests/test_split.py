@@ -3,8 +3,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from lenet1.data import load_split
+from lenet1.data import load_split, to_inputs
 from lenet1.errors import InputError
 from lenet1.split import class_quotas, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
@@ -42,7 +43,8 @@ def test_split_files_are_byte_identical_across_runs(tmp_path):
     for run in ("a", "b"):
         write_splits(make_splits(tmp_path / "raw", 100, seed=3), tmp_path / run)
     assert digests(tmp_path / "a") == digests(tmp_path / "b")
-    images, labels = load_split(tmp_path / "a" / "val.pt")
+    images, labels, kind = load_split(tmp_path / "a" / "val.pt")
+    assert kind == "mnist28"
     assert images.shape == (100, 28, 28) and labels.tolist().count(0) == 10
     stats = json.loads((tmp_path / "a" / "stats.json").read_text())
     assert stats["train"]["size"] == 500 and stats["val"]["size"] == 100 and stats["test"]["size"] == 100
@@ -87,3 +89,23 @@ def test_corrupt_raw_file_is_a_clear_error(tmp_path):
     labels.write_bytes(labels.read_bytes()[:-5])
     with pytest.raises(InputError, match="train-labels-idx1-ubyte: truncated"):
         make_splits(tmp_path / "raw", 50, seed=0)
+
+
+def test_paper16_scales_the_bounding_box_into_16x16_centred_in_28x28():
+    from lenet1.inputs import to_paper16
+
+    digit = np.zeros((28, 28), dtype=np.uint8)
+    digit[2:10, 20:24] = 255  # an 8x4 box in a corner: scaled by 2 to 16x8
+    out = to_paper16(digit)
+    rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (6, 21, 10, 17)  # 16 x 8, centred
+    assert out[6:22, 10:18].min() > 0 and out.max() == 255
+    values = to_inputs(torch.from_numpy(out)[None], "paper16")
+    assert values.min() == -1.0 and values.max() == 1.0 and values[0, 0, 0, 0] == -1.0  # background -1
+
+
+def test_paper16_is_written_and_read_back_as_such(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    write_splits(make_splits(tmp_path / "raw", 50, seed=0, kind="paper16"), tmp_path / "prepared", "paper16")
+    images, labels, kind = load_split(tmp_path / "prepared" / "test.pt")
+    assert kind == "paper16" and images.shape[1:] == (28, 28)
