@@ -24,13 +24,13 @@ def save_figure(figure: Any, path: Path) -> None:
 
 
 def plot_curves(history: list[dict[str, Any]], metric: str, title: str, path: Path) -> None:
-    """Train vs validation ``metric`` ("loss" or "acc") per epoch."""
+    """Train vs validation ``metric`` ("loss" or "accuracy") per epoch."""
     epochs = [row["epoch"] for row in history]
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot(epochs, [row[f"train_{metric}"] for row in history], marker="o", label="train")
     axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
     axis.set_xlabel("epoch")
-    axis.set_ylabel(metric if metric == "loss" else "accuracy")
+    axis.set_ylabel(metric)
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend()

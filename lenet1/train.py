@@ -153,7 +153,7 @@ def fit(params: dict[str, Any], train: Split, val: Split, eval_batch_size: int =
         scheduler.step()
         val_loss, val_acc = score(predict(model, val.inputs, eval_batch_size), val.labels, loss_fn)
         seconds = time.perf_counter() - epoch_started
-        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss, "val_acc": val_acc})
+        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc})
         improved = val_acc > best_accuracy
         if improved:
             best_state, best_epoch, best_accuracy = copy.deepcopy(model.state_dict()), epoch, val_acc

@@ -12,7 +12,7 @@ def main() -> None:
 
     history = read_history(paths.HISTORY)
     plot_curves(history, "loss", "LeNet-1 loss per epoch", paths.LOSS_PNG)
-    plot_curves(history, "acc", "LeNet-1 accuracy per epoch", paths.ACCURACY_PNG)
+    plot_curves(history, "accuracy", "LeNet-1 accuracy per epoch", paths.ACCURACY_PNG)
     print(f"plot: wrote {paths.LOSS_PNG} and {paths.ACCURACY_PNG}")
 
 

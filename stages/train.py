@@ -36,13 +36,13 @@ def main() -> None:
     write_csv(paths.HISTORY, result.history)
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,
-        "val_accuracy": best["val_acc"],
+        "val_accuracy": best["val_accuracy"],
         "val_loss": best["val_loss"],
-        "train_accuracy": best["train_acc"],
+        "train_accuracy": best["train_accuracy"],
         "train_loss": best["train_loss"],
         "parameters": count_parameters(result.model),
     })
-    print(f"train: best validation accuracy {best['val_acc']:.2%} at epoch {result.best_epoch}; "
+    print(f"train: best validation accuracy {best['val_accuracy']:.2%} at epoch {result.best_epoch}; "
           f"{result.seconds:.1f}s training; wrote {paths.MODEL}", flush=True)
 
 

@@ -80,7 +80,9 @@ def test_same_weights_on_emulated_intel_amd_and_arm64(variant, loss):
     found = emulators()
     if not found:
         pytest.skip("no qemu-x86_64-static and no arm64 environment (see ../shared/cpu-emulation/README.md)")
-    steps = 40  # emulated x86-64 runs about 100x slower than native
-    native = probe([sys.executable], variant, loss, steps)
-    emulated = {cpu: probe(command, variant, loss, steps, env={"PYTHON": sys.executable}) for cpu, command in found.items()}
-    assert set(emulated.values()) == {native}, {"native": native, **emulated}
+    # Emulated x86-64 runs MKL's AVX2 code about 300x slower than native: a few steps there
+    # (the README of ../shared/cpu-emulation: vendors differ from the first step), more on arm64.
+    steps = {"Haswell": 10, "EPYC-Rome": 10, "arm64": 100}
+    for cpu, command in found.items():
+        native = probe([sys.executable], variant, loss, steps[cpu])
+        assert probe(command, variant, loss, steps[cpu], env={"PYTHON": sys.executable}) == native, cpu

@@ -33,10 +33,10 @@ def test_misclassified_grid_is_a_png_and_counts_errors(tmp_path):
 
 
 def test_pngs_and_text_outputs_are_byte_stable(tmp_path):
-    history = [{"epoch": 1, "lr": 0.1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.85},
-               {"epoch": 2, "lr": 0.05, "train_loss": 0.3, "train_acc": 0.9, "val_loss": 0.35, "val_acc": 0.123456789}]
+    history = [{"epoch": 1, "lr": 0.1, "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85},
+               {"epoch": 2, "lr": 0.05, "train_loss": 0.3, "train_accuracy": 0.9, "val_loss": 0.35, "val_accuracy": 0.123456789}]
     write_csv(tmp_path / "h.csv", history)
-    assert read_history(tmp_path / "h.csv")[1]["val_acc"] == 0.123457  # rounded to 6 digits
+    assert read_history(tmp_path / "h.csv")[1]["val_accuracy"] == 0.123457  # rounded to 6 digits
     plot_curves(history, "loss", "t", tmp_path / "a.png")
     plot_curves(history, "loss", "t", tmp_path / "b.png")
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

@@ -61,7 +61,7 @@ def test_same_seeds_give_identical_weights_and_other_seeds_differ():
 def test_fit_keeps_the_best_validation_epoch():
     train, val = tiny_split(64, 0), tiny_split(32, 1)
     result = fit(train_params(epochs=4, lr=0.5), train, val, log=lambda line: None)
-    accuracies = [row["val_acc"] for row in result.history]
+    accuracies = [row["val_accuracy"] for row in result.history]
     assert result.best_epoch == accuracies.index(max(accuracies)) + 1
     kept = score(predict(result.model, val.inputs, 16), val.labels, make_loss("cross_entropy", result.model))[1]
     assert kept == max(accuracies)
