@@ -17,7 +17,7 @@ convolutions); H4, 12 maps 4x4 (2x2 subsampling); 10 fully connected outputs.
   H2 maps 3-4.  Subsampling units average 2x2 inputs, multiply by a trainable
   coefficient, add a trainable bias and squash, like every other layer; the
   squashing function is the scaled tanh 1.7159 * tanh(2/3 * a) (LeCun et al.
-  1998, "Efficient BackProp", which chose A and S so that f(+-1) = +-1).
+  1998, "Efficient BackProp": A and S chosen so that f(+-1) = +-1).
 
 ``full`` (3,246 parameters), a common modern reading: H3 sees all four H2
 maps, plain average pooling without parameters, tanh:
@@ -104,8 +104,7 @@ class Subsampling(nn.Module):
 class Linear(nn.Module):
     def __init__(self, inputs: int, outputs: int, ops: Ops) -> None:
         super().__init__()
-        self.ops = ops
-        self.weight = nn.Parameter(torch.empty(outputs, inputs))
+        self.ops, self.weight = ops, nn.Parameter(torch.empty(outputs, inputs))
         self.bias = nn.Parameter(torch.empty(outputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
