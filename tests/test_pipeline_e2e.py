@@ -85,3 +85,11 @@ def test_full_pipeline_and_experiments_with_a_tiny_config(clone):
     typo = sh([DVC, "exp", "run", "--set-param", "+train.lrr=0.1"], clone, check=False)
     assert typo.returncode != 0
     assert "unknown key 'train.lrr'" in typo.stdout + typo.stderr
+
+    # A bad param stops the run in validate, before DVC removes any stage's outputs.
+    params = clone / "params.yaml"
+    params.write_text(params.read_text().replace("epochs: 1", "epochs: 0"))
+    bad = sh([DVC, "repro", "train"], clone, check=False)
+    assert bad.returncode != 0 and "train.epochs" in bad.stdout + bad.stderr
+    assert "Running stage 'train'" not in bad.stdout and (clone / "models" / "lenet1.pt").exists()
+    sh(["git", "checkout", "params.yaml"], clone)
