@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from lenet1.data import to_inputs
-from lenet1.figures import plot_feature_maps, save_figure
+from lenet1.figures import plot_feature_maps
 
 
 def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> dict[str, Any]:
@@ -32,25 +32,6 @@ def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> di
 def prediction_rows(labels: torch.Tensor, predictions: torch.Tensor) -> list[dict[str, int]]:
     """One row per test digit, as DVC's confusion-matrix template reads them."""
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), predictions.tolist())]
-
-
-def plot_misclassified(images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, limit: int, path: Path) -> int:
-    """A PNG grid of the first ``limit`` misclassified digits titled 'true -> predicted'; returns how many."""
-    import matplotlib.pyplot as plt
-
-    wrong = torch.nonzero(predictions != labels).flatten()[:limit].tolist()
-    columns = 8
-    rows = max(1, -(-len(wrong) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
-    for axis in axes.flat:
-        axis.axis("off")
-    for axis, index in zip(axes.flat, wrong):
-        axis.imshow(images[index].numpy(), cmap="gray_r", vmin=0, vmax=255)
-        axis.set_title(f"{int(labels[index])} \u2192 {int(predictions[index])}", fontsize=9)
-    figure.suptitle(f"Misclassified test digits (true \u2192 predicted), first {len(wrong)}", fontsize=10)
-    figure.tight_layout()
-    save_figure(figure, path)
-    return len(wrong)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Matplotlib figures saved as byte-stable PNGs: the learning curves and a shared saver."""
+"""All the project's matplotlib: learning curves, feature maps, misclassified digits, saved as byte-stable PNGs."""
 from __future__ import annotations
 
 import csv
@@ -79,3 +79,20 @@ def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Pa
     figure.suptitle("What LeNet-1 computes: unit states per layer for test digits", fontsize=10)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, path: Path) -> int:
+    """A PNG grid of the first ``limit`` misclassified digits titled 'true -> predicted'; returns how many."""
+    wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
+    columns = 8
+    rows = max(1, -(-len(wrong) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, index in zip(axes.flat, wrong):
+        axis.imshow(images[index].numpy(), cmap="gray_r", vmin=0, vmax=255)
+        axis.set_title(f"{int(labels[index])} \u2192 {int(predictions[index])}", fontsize=9)
+    figure.suptitle(f"Misclassified test digits (true \u2192 predicted), first {len(wrong)}", fontsize=10)
+    figure.tight_layout()
+    save_figure(figure, path)
+    return len(wrong)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lenet1 import download, paths
 from lenet1.params import load_params
-from lenet1.stage import run
+from stages.runner import run
 
 DEFAULT_OUT = paths.RAW_DIR
 

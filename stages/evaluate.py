@@ -4,7 +4,7 @@ import sys
 from lenet1 import paths
 from lenet1.determinism import configure_environment, thread_count
 from lenet1.params import load_params
-from lenet1.stage import run
+from stages.runner import run
 
 
 FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
@@ -17,7 +17,8 @@ def main() -> None:
     configure_environment(threads)
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
-    from lenet1.evaluate import draw_feature_maps, plot_misclassified, prediction_rows, test_metrics
+    from lenet1.evaluate import draw_feature_maps, prediction_rows, test_metrics
+    from lenet1.figures import plot_misclassified
     from lenet1.model import load_model
     from lenet1.outputs import write_csv, write_json
     from lenet1.train import make_loss, predict

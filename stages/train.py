@@ -4,7 +4,7 @@ import sys
 from lenet1 import paths
 from lenet1.determinism import configure_environment, platform_note, thread_count
 from lenet1.params import load_params
-from lenet1.stage import run
+from stages.runner import run
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import sys
 from lenet1 import paths
 from lenet1.outputs import write_atomic
 from lenet1.params import load_params
-from lenet1.stage import run
+from stages.runner import run
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from lenet1.outputs import write_atomic, write_json
 from lenet1.params import ParamsError, load_params
-from lenet1.stage import run
+from stages.runner import run
 from tests.helpers import ROOT, write_params
 
 

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from lenet1.evaluate import draw_feature_maps, plot_misclassified, prediction_rows, test_metrics as compute_test_metrics
+from lenet1.evaluate import draw_feature_maps, prediction_rows, test_metrics as compute_test_metrics
+from lenet1.figures import plot_curves, plot_misclassified, read_history
 from lenet1.model import build_model
-from lenet1.figures import plot_curves, read_history
 from lenet1.outputs import write_csv, write_json
 
 
