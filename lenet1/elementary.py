@@ -61,7 +61,7 @@ def _tanh(x: Tensor) -> Tensor:
     tanh d = d - d**3/3 to float32 precision there; within 3 ulp of tanh overall.
     """
     magnitude = x.abs().clamp(max=float(TANH_MAX))
-    steps = torch.floor(magnitude * TANH_STEPS)
+    steps = torch.nan_to_num(torch.floor(magnitude * TANH_STEPS))  # NaN stays NaN through d, not an index
     d = magnitude - steps * (1.0 / TANH_STEPS)
     tanh_d = (d * d * (-1 / 3) + 1.0) * d
     tanh_a = TANH_TABLE[steps.long()]

@@ -151,7 +151,9 @@ class _Affine(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor, None]:
         rows, weight_grid = ctx.saved_tensors
-        high, low = _split(grad, _bits_for(rows.shape[0], ctx.x_bits))  # (N, maps) each
+        # Bits that keep both sums exact: over the N rows (weight gradient) and over the maps (input gradient).
+        bits = min(_bits_for(rows.shape[0], ctx.x_bits), _bits_for(grad.shape[1]))
+        high, low = _split(grad, bits)  # (N, maps) each
         sliced = torch.cat([high, low], 1)
         grad_weight = (sliced.t() @ rows).view(2, -1, rows.shape[1]).sum(0)
         grad_bias = sliced.sum(0).view(2, -1).sum(0)  # multiples of one grid below 2**53: exact in any order

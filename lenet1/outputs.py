@@ -30,16 +30,19 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     # os.open rather than mkstemp: mkstemp's mode 0600 would survive the
     # rename, and the published file should get the usual umask permissions.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:  # disk full, read-only: name the output, not the hidden temporary file
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def rounded(value: Any, digits: int = METRIC_DIGITS) -> Any:

@@ -64,10 +64,10 @@ def metric_problems(diff: dict, accuracy: float, loss: float, samples: int) -> l
     for path, metrics in diff.items():
         for key, change in metrics.items():
             old, new = change.get("old"), change.get("new")
-            name = key.rsplit(".", 1)[-1]
+            name = key.rsplit(".", 1)[-1]  # DVC flattens nested metrics: per_class_accuracy.0
             if not all(isinstance(v, (int, float)) for v in (old, new)):
                 ok = old == new
-            elif "accuracy" in name or name == "error_rate":
+            elif "accuracy" in key or name == "error_rate":
                 ok = abs(new - old) <= accuracy
             elif "loss" in name:
                 ok = abs(new - old) <= loss * abs(old)

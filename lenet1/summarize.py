@@ -104,7 +104,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         accuracy = describe([run["accuracy"] for run in members])
         summary.append({"name": name, "commit": commit, "params": members[0]["params"], **accuracy,
                         "mean_errors": sum(run["errors"] for run in members) / len(members),
-                        "runs": [{k: run[k] for k in ("experiment", "commit", "seed_params", "accuracy", "errors")}
+                        "runs": [{k: run[k] for k in ("experiment", "rev", "commit", "seed_params", "accuracy", "errors")}
                                  for run in members]})
     return summary
 
@@ -126,7 +126,7 @@ def predictions_correct(rev: str) -> list[bool]:
     return [row["actual"] == row["predicted"] for row in csv.DictReader(io.StringIO(text))]
 
 
-def compare(groups: list[dict], first: str, second: str, revs: dict[str, str]) -> dict:
+def compare(groups: list[dict], first: str, second: str) -> dict:
     """Paired t-test over shared seeds and McNemar's exact test per seed pair."""
     from scipy import stats
 
@@ -142,8 +142,7 @@ def compare(groups: list[dict], first: str, second: str, revs: dict[str, str]) -
     pairs = [(chosen[0][s], chosen[1][s]) for s in seeds]
     result = {"first": first, "second": second, "seeds": [json.loads(s) for s in seeds],
               "mean_difference": sum(a["accuracy"] - b["accuracy"] for a, b in pairs) / len(pairs),
-              "mcnemar": [mcnemar(predictions_correct(revs[a["experiment"]]), predictions_correct(revs[b["experiment"]]))
-                          for a, b in pairs]}
+              "mcnemar": [mcnemar(predictions_correct(a["rev"]), predictions_correct(b["rev"])) for a, b in pairs]}
     if len(pairs) > 1:
         result["paired_t_p_value"] = float(stats.ttest_rel([a["accuracy"] for a, _ in pairs],
                                                            [b["accuracy"] for _, b in pairs]).pvalue)
@@ -172,15 +171,16 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         for item in unfinished:
             print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
-        document = {"groups": [{k: g[k] for k in ("name", "params", "n", "mean", "std", "ci95", "runs")} for g in groups]}
+        runs_out = ("experiment", "commit", "seed_params", "accuracy", "errors")
+        document = {"groups": [{**{k: g[k] for k in ("name", "params", "n", "mean", "std", "ci95")},
+                                "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]} for g in groups]}
         if args.json:
             text = json.dumps(document, indent=2) + "\n"
             sys.stdout.write(text) if args.json == "-" else open(args.json, "w").write(text)
         if args.md_out:
             open(args.md_out, "w").write(table + "\n")
         if args.compare:
-            revs = {run["experiment"]: run["rev"] for run in runs}
-            print(json.dumps(compare(groups, *args.compare, revs), indent=2))
+            print(json.dumps(compare(groups, *args.compare), indent=2))
     except SummaryError as err:
         print(f"summarize: error: {err}", file=sys.stderr)
         return 1

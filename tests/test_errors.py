@@ -66,3 +66,22 @@ def test_an_output_directory_that_is_a_file_names_the_path(tmp_path, capsys):
     assert status == 1
     err = capsys.readouterr().err
     assert f"train: error: cannot write {tmp_path / 'metrics'}" in err and "Traceback" not in err
+
+
+def test_a_full_disk_names_the_output_not_the_temporary_file(tmp_path, monkeypatch, capsys):
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    status = run(lambda: write_json(tmp_path / "train.json", {"a": 1}), "train")
+    assert status == 1
+    assert f"train: error: cannot write {tmp_path / 'train.json'}: No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
+
+
+def test_exact_tanh_passes_nan_through():
+    import torch
+
+    from lenet1.elementary import tanh
+
+    assert torch.isnan(tanh(torch.tensor([float("nan"), 0.5]))[0])
