@@ -126,13 +126,13 @@ def best(loop, batch_size: int, args: argparse.Namespace, exact: bool, lr: float
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    train = load_params(ROOT / paths.PARAMS)["train"]
-    lr = train["lr"]
+    train = load_params(ROOT / paths.PARAMS).train
+    lr = train.lr
     ours = ours_loop(load_ours(args.raw_dir))
     with tempfile.TemporaryDirectory() as root:
         standard = standard_loop(load_standard(args.raw_dir, Path(root)))
         loops = [{"batch_size": size, "ours": best(ours, size, args, True, lr), "standard": best(standard, size, args, True, lr)}
-                 for size in sorted({16, train["batch_size"]})]
+                 for size in sorted({16, train.batch_size})]
     modes = [{"batch_size": size, "exact": best(ours, size, args, True, lr), "fast": best(ours, size, args, False, lr)}
              for size in args.batch_sizes]
     return {"settings": {"images": args.images, "repeats": args.repeats, "threads": args.threads, "lr": lr,

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 from lenet1.errors import InputError, MissingInput
-from lenet1.inputs import INPUTS
+from lenet1.params import INPUTS
 
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).

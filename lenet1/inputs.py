@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-INPUTS = ("mnist28", "paper16")
+from lenet1.params import INPUTS
+
 BOX = 16
 PLANE = 28
 

@@ -38,9 +38,9 @@ from torch import nn
 
 from lenet1.numerics import Ops
 from lenet1.outputs import save_torch
+from lenet1.params import VARIANTS
 from lenet1.errors import InputError, MissingInput
 
-VARIANTS = ("full", "paper")
 # Table 1 (p. 400), maps numbered from 0: H3 map o <- the H2 maps in H3_INPUTS[o].
 H3_INPUTS: tuple[tuple[int, ...], ...] = (
     (0,), (0, 1), (0, 1), (1,), (0, 1), (0, 1),

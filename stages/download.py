@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fetch(args: argparse.Namespace) -> None:
-    params = load_params(paths.PARAMS)["download"]
+    params = load_params(paths.PARAMS).download
     if args.from_dir is not None:
         download.import_mnist(args.from_dir, args.out)
     else:
-        download.fetch_mnist(args.out, params["sources"], params["timeout"])
+        download.fetch_mnist(args.out, params.sources, params.timeout)
 
 
 if __name__ == "__main__":

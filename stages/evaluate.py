@@ -12,7 +12,7 @@ FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    config = params["evaluate"]
+    config = params.evaluate
     threads = thread_count()
     configure_environment(threads)
     from lenet1.data import load_split, to_inputs
@@ -25,16 +25,16 @@ def main() -> None:
 
     configure_torch(threads)
     # The numerics the model was trained with, so that evaluation is exact where training was.
-    model, model_params = load_model(paths.MODEL, exact=params["train"]["deterministic"])
+    model, model_params = load_model(paths.MODEL, exact=params.train.deterministic)
     images, labels, kind = load_split(paths.PREPARED_DIR / "test.pt")
-    outputs = predict(model, to_inputs(images, kind), config["batch_size"])
+    outputs = predict(model, to_inputs(images, kind), config.batch_size)
     loss = make_loss(model_params["loss"], model)(outputs, labels).item()
     metrics = test_metrics(outputs, labels, loss)
     predictions = outputs.argmax(1)
     write_json(paths.TEST_METRICS, metrics)
     write_csv(paths.PREDICTIONS, prediction_rows(labels, predictions))
     draw_feature_maps(model, images[:FEATURE_DIGITS], labels[:FEATURE_DIGITS], kind, paths.FEATURE_MAPS_PNG)
-    shown = plot_misclassified(images, labels, predictions, config["max_misclassified"], paths.MISCLASSIFIED_PNG)
+    shown = plot_misclassified(images, labels, predictions, config.max_misclassified, paths.MISCLASSIFIED_PNG)
     print(f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
           f"{shown} of them in {paths.MISCLASSIFIED_PNG}")
 

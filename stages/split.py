@@ -7,14 +7,14 @@ from stages.runner import run
 
 
 def main() -> None:
-    params = load_params(paths.PARAMS)["split"]
+    params = load_params(paths.PARAMS).split
     from lenet1.split import make_splits, verify_raw, write_splits
 
     verify_raw(paths.RAW_DIR)  # also when run outside DVC, which checks only its own hashes
-    splits = make_splits(paths.RAW_DIR, params["val_size"], params["seed"], params["input"])
-    write_splits(splits, paths.PREPARED_DIR, params["input"])
+    splits = make_splits(paths.RAW_DIR, params.val_size, params.seed, params.input)
+    write_splits(splits, paths.PREPARED_DIR, params.input)
     sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items())
-    print(f"split: wrote {paths.PREPARED_DIR}/ ({sizes}; input {params['input']})")
+    print(f"split: wrote {paths.PREPARED_DIR}/ ({sizes}; input {params.input})")
 
 
 if __name__ == "__main__":

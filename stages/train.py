@@ -1,5 +1,6 @@
 """Stage train: data/prepared -> models/lenet1.pt, metrics/train.json, plots/train_history.csv."""
 import sys
+from dataclasses import asdict
 
 from lenet1 import paths
 from lenet1.determinism import configure_environment, platform_note, thread_count
@@ -9,7 +10,7 @@ from stages.runner import run
 
 def main() -> None:
     params = load_params(paths.PARAMS)
-    config = params["train"]
+    config = params.train
     threads = thread_count()
     configure_environment(threads)  # before `import torch`, which reads the thread variables
     from lenet1.data import load_split, to_inputs
@@ -19,20 +20,20 @@ def main() -> None:
     from lenet1.train import Split, fit
 
     configure_torch(threads)
-    if config["deterministic"] and platform_note():
+    if config.deterministic and platform_note():
         print(f"train: warning: {platform_note()}", flush=True)
     images, labels, kind = load_split(paths.PREPARED_DIR / "train.pt")
-    if config["train_subset"]:
-        images, labels = images[: config["train_subset"]], labels[: config["train_subset"]]
+    if config.train_subset:
+        images, labels = images[: config.train_subset], labels[: config.train_subset]
     train = Split(to_inputs(images, kind), labels)
     val_images, val_labels, kind = load_split(paths.PREPARED_DIR / "val.pt")
     val = Split(to_inputs(val_images, kind), val_labels)
-    print(f"train: LeNet-1 '{config['variant']}' on {len(labels)} digits, {config['epochs']} epochs, "
-          f"batch {config['batch_size']}, lr {config['lr']} ({config['schedule']}), "
-          f"{threads} threads, deterministic={config['deterministic']}", flush=True)
-    result = fit(config, train, val, eval_batch_size=params["evaluate"]["batch_size"], log=lambda line: print(line, flush=True))
+    print(f"train: LeNet-1 '{config.variant}' on {len(labels)} digits, {config.epochs} epochs, "
+          f"batch {config.batch_size}, lr {config.lr} ({config.schedule}), "
+          f"{threads} threads, deterministic={config.deterministic}", flush=True)
+    result = fit(config, train, val, eval_batch_size=params.evaluate.batch_size, log=lambda line: print(line, flush=True))
     best = result.history[result.best_epoch - 1]
-    save_model(paths.MODEL, result.model, config, result.best_epoch)
+    save_model(paths.MODEL, result.model, asdict(config), result.best_epoch)
     write_csv(paths.HISTORY, result.history)
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,

@@ -16,8 +16,50 @@ def params():
 
 def test_committed_params_are_valid():
     loaded = load_params(ROOT / "params.yaml")
-    assert loaded["split"]["val_size"] == 10000
-    assert isinstance(loaded["train"]["lr"], float)
+    assert loaded.split.val_size == 10000
+    assert isinstance(loaded.train.lr, float) and isinstance(loaded.download.sources, tuple)
+
+
+def test_the_schema_and_the_typed_sections_name_the_same_keys():
+    from dataclasses import fields
+
+    from lenet1.params import SCHEMA, SECTIONS
+
+    assert set(SCHEMA) == set(SECTIONS)
+    for section, rules in SCHEMA.items():
+        assert list(rules) == [field.name for field in fields(SECTIONS[section])], section
+
+
+def test_params_are_read_only_and_typos_fail_at_once():
+    import dataclasses
+
+    loaded = load_params(ROOT / "params.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        loaded.train.lr = 0.1
+    with pytest.raises(AttributeError):
+        loaded.train.lrr
+
+
+def test_the_code_implements_every_choice_the_schema_allows():
+    import pytest as _pytest
+
+    from lenet1.inputs import prepare
+    from lenet1.model import LeNet1
+    from lenet1.params import INPUTS, LOSSES, SCHEDULES, VARIANTS
+    from lenet1.train import make_loss, make_scheduler
+    import numpy as np
+    import torch
+
+    for variant in VARIANTS:
+        LeNet1(variant)
+    for loss in LOSSES:
+        make_loss(loss, LeNet1("full"))
+    for schedule in SCHEDULES:
+        make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), schedule, 2, 1, 0.5)
+    for kind in INPUTS:
+        prepare(np.zeros((1, 28, 28), dtype=np.uint8), kind)
+    with _pytest.raises(ValueError):
+        LeNet1("lenet5")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +107,7 @@ def test_unknown_section_and_missing_key(params):
 
 def test_integer_accepted_where_a_float_is_expected(params):
     params["train"]["lr"] = 1
-    assert validate(params)["train"]["lr"] == 1.0
+    assert validate(params).train.lr == 1.0
 
 
 def test_unreadable_file(tmp_path):

@@ -3,6 +3,7 @@ import torch
 import yaml
 
 from lenet1.model import build_model
+from lenet1.params import TrainParams
 from lenet1.train import SGD, Split, TrainingDiverged, fit, make_loss, make_scheduler, predict, score, train_epoch, train_step
 from tests.helpers import ROOT
 
@@ -11,7 +12,7 @@ def train_params(**changes):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
     params.update(epochs=2, batch_size=8, lr=0.05, schedule="constant")
     params.update(changes)
-    return params
+    return TrainParams(**params)
 
 
 def tiny_split(n=64, seed=0):
