@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+
 from lenet1.errors import InputError, MissingInput
 from lenet1.params import INPUTS
 

@@ -5,8 +5,8 @@ every float operation so that no kernel choice can change its result (no
 BLAS rounding, no vendor math library, no fused multiply-add, sums in a
 fixed order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY,
 which pick kernels per CPU, cannot change the weights, and a user who has set
-them keeps them.  What is left here is the thread count, which torch and MKL
-read when torch is imported, and torch's own switches.
+them keeps them.  What is left here is the thread count, which OpenMP and MKL
+read when torch is imported, and the platforms the promise covers.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import importlib.metadata
 import os
 import platform
 
+from lenet1.errors import InputError
+
 # What deterministic mode is tested to reproduce bit for bit (README, "Bit-exact reproducibility").
 COVERED_SYSTEMS = {("Linux", "x86_64"), ("Linux", "aarch64")}
 PINNED_TORCH = "2.14.1"
-from lenet1.errors import InputError
 
 
 def thread_count() -> int:

@@ -88,7 +88,8 @@ def tanh(x: Tensor) -> Tensor:
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: Tensor, labels: Tensor) -> Tensor:
-        shifted = logits.double() - logits.double().amax(1, keepdim=True)
+        logits64 = logits.double()
+        shifted = logits64 - logits64.amax(1, keepdim=True)
         exps = exp64(shifted)
         total = exps[:, 0]
         for column in range(1, exps.shape[1]):  # ten classes: a fixed left-to-right sum

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lenet1.errors import InputError
 from lenet1.model import LeNet1, build_model
 from lenet1.params import LOSSES, SCHEDULES, TrainParams
-from lenet1.errors import InputError
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Log = Callable[[str], None]
