@@ -1,19 +1,129 @@
-"""Load the prepared splits as in-memory tensors ready for the model."""
+"""The prepared splits: from the raw MNIST files to train/val/test files, and from those files to model inputs.
+
+``make_splits`` takes validation digits from MNIST's 60,000 training digits, stratified by class.  The same
+``val_size`` and ``seed`` give byte-identical files on any machine: the shuffle comes from torch's seeded CPU
+generator (a Mersenne Twister with a fixed algorithm) and ``outputs.save_torch`` writes name-independent bytes.
+"""
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
+from lenet1 import idx
 from lenet1.errors import InputError, MissingInput
-from lenet1.params import INPUTS
+from lenet1.inputs import INPUTS, prepare
+from lenet1.outputs import save_torch, write_json
+from lenet1.params import choice, integer, param, seed_rule
+from lenet1.paths import RAW_FILES, RAW_SHA256
 
+MNIST_TRAIN_SIZE = 60000
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 REBUILD = "rebuild it with `dvc repro -f -s split`"
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_size: int = param(integer(1, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits"))
+    seed: int = param(seed_rule())
+    input: str = param(choice(INPUTS))
+
+
+SPLITS = ("train", "val", "test")
+
+
+def class_quotas(labels: np.ndarray, total: int) -> np.ndarray:
+    """How many of ``total`` to take from each class, proportional to class size.
+
+    Largest-remainder rounding (ties to the lower class) so the quotas add up
+    to exactly ``total``.
+    """
+    counts = np.bincount(labels, minlength=10).astype(np.int64)
+    exact = counts * total / counts.sum()
+    quotas = np.floor(exact).astype(np.int64)
+    shortfall = total - int(quotas.sum())
+    by_remainder = sorted(range(len(counts)), key=lambda c: (-(exact[c] - quotas[c]), c))
+    quotas[by_remainder[:shortfall]] += 1
+    return quotas
+
+
+def stratified_indices(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (ascending) of the train and validation parts of ``labels``."""
+    if not 0 < val_size < len(labels):
+        raise ValueError(f"val_size must be between 1 and {len(labels) - 1}, got {val_size}")
+    generator = torch.Generator().manual_seed(seed)
+    val_parts = []
+    for digit, quota in enumerate(class_quotas(labels, val_size)):
+        members = np.flatnonzero(labels == digit)
+        shuffled = members[torch.randperm(len(members), generator=generator).numpy()]
+        val_parts.append(shuffled[:quota])
+    val = np.sort(np.concatenate(val_parts))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    return train, val
+
+
+def verify_raw(raw_dir: Path, expected: dict[str, str] = RAW_SHA256) -> None:
+    """Check the raw files against their pinned digests, as download did: a file changed since fails here."""
+    for name, digest in expected.items():
+        path = raw_dir / name
+        try:
+            got = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise MissingInput(f"{path}: not found; run `dvc repro download` first") from None
+        if got != digest:
+            raise InputError(f"{path}: SHA-256 {got}, expected {digest}: the file changed since download; "
+                             "fetch it again with `dvc repro -f -s download`")
+
+
+def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The MNIST train and test images and labels from the IDX files in ``raw_dir``."""
+    data = {}
+    for part, (images_name, labels_name) in RAW_FILES.items():
+        images = idx.read_images(raw_dir / images_name)
+        labels = idx.read_labels(raw_dir / labels_name)
+        if len(images) != len(labels):
+            raise InputError(f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
+        if labels.max() > 9:
+            raise InputError(f"{raw_dir / labels_name}: label {labels.max()} is not a digit 0-9")
+        data[part] = (images, labels)
+    return data
+
+
+def split_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    return {
+        name: {
+            "size": int(len(labels)),
+            "class_counts": {str(d): int(n) for d, n in enumerate(np.bincount(labels, minlength=10))},
+        }
+        for name, (_, labels) in splits.items()
+    }
+
+
+def make_splits(raw_dir: Path, val_size: int, seed: int, kind: str = "mnist28") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """train, val and test images (as input ``kind``) and labels."""
+    raw = read_raw(raw_dir)
+    images, labels = raw["train"]
+    train, val = stratified_indices(labels, val_size, seed)
+    splits = {"train": (images[train], labels[train]), "val": (images[val], labels[val]), "test": raw["test"]}
+    return {name: (prepare(images, kind), labels) for name, (images, labels) in splits.items()}
+
+
+def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path, kind: str = "mnist28") -> None:
+    """``<split>.pt`` files ({"images": uint8 (N, 28, 28), "labels": int64 (N,)}, and "input" unless
+    mnist28, so that mnist28 files keep their bytes) and ``stats.json``."""
+    for name, (images, labels) in splits.items():
+        tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)), "labels": torch.from_numpy(labels.astype(np.int64))}
+        if kind != "mnist28":
+            tensors["input"] = kind
+        save_torch(out_dir / f"{name}.pt", tensors)
+    write_json(out_dir / "stats.json", split_stats(splits))
 
 
 class Digits(NamedTuple):
@@ -23,7 +133,7 @@ class Digits(NamedTuple):
 
 
 def load_split(path: Path) -> Digits:
-    """The images, labels and input kind of a file written by ``split.write_splits``."""
+    """The images, labels and input kind of a file written by ``write_splits``."""
     try:
         data = torch.load(path, weights_only=True)
     except FileNotFoundError:

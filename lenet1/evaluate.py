@@ -1,13 +1,18 @@
-"""Test-set metrics and the picture of what the model gets wrong."""
+"""Test-set metrics, and the evaluate section of params.yaml."""
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from lenet1.data import to_inputs
-from lenet1.figures import plot_feature_maps
+from lenet1.params import integer, param
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = param(integer(1, 10000))
+    max_misclassified: int = param(integer(1, 1000, "digits shown in the PNG grid"))
 
 
 def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> dict[str, Any]:
@@ -32,10 +37,3 @@ def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> di
 def prediction_rows(labels: torch.Tensor, predictions: torch.Tensor) -> list[dict[str, int]]:
     """One row per test digit, as DVC's confusion-matrix template reads them."""
     return [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels.tolist(), predictions.tolist())]
-
-
-@torch.no_grad()
-def draw_feature_maps(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, kind: str, path: Path) -> None:
-    """plots/feature_maps.png: every layer's states for ``images`` (uint8 digits of input ``kind``)."""
-    model.eval()
-    plot_feature_maps(model.states(to_inputs(images, kind)), images, labels, path)

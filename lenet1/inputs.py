@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from lenet1.params import INPUTS
-
+INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by ``prepare``
 BOX = 16
 PLANE = 28
 

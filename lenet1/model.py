@@ -38,7 +38,6 @@ from torch import nn
 
 from lenet1.numerics import Ops
 from lenet1.outputs import save_torch
-from lenet1.params import VARIANTS
 from lenet1.errors import InputError, MissingInput
 
 # Table 1 (p. 400), maps numbered from 0: H3 map o <- the H2 maps in H3_INPUTS[o].
@@ -49,6 +48,7 @@ H3_INPUTS: tuple[tuple[int, ...], ...] = (
 PAPER_PARAMETERS = 2578
 FULL_PARAMETERS = 3246
 KERNEL = 5
+VARIANTS = ("full", "paper")  # the allowed train.variant values: all-to-all H2->H3, or Table 1
 
 
 class Convolution(nn.Module):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lenet1 import download, paths
-from lenet1.params import load_params
+from lenet1.params import load_section
 from stages.runner import run
 
 DEFAULT_OUT = paths.RAW_DIR
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fetch(args: argparse.Namespace) -> None:
-    params = load_params(paths.PARAMS).download
+    params = load_section(paths.PARAMS, "download", download.DownloadParams)
     if args.from_dir is not None:
         download.import_mnist(args.from_dir, args.out)
     else:

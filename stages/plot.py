@@ -2,12 +2,10 @@
 import sys
 
 from lenet1 import paths
-from lenet1.params import load_params
 from stages.runner import run
 
 
 def main() -> None:
-    load_params(paths.PARAMS)  # validate before any work, as every stage does
     from lenet1.figures import plot_curves, read_history
 
     history = read_history(paths.HISTORY)

@@ -2,13 +2,14 @@
 import sys
 
 from lenet1 import paths
-from lenet1.params import load_params
+from lenet1.params import load_section
 from stages.runner import run
 
 
 def main() -> None:
-    params = load_params(paths.PARAMS).split
-    from lenet1.split import make_splits, verify_raw, write_splits
+    from lenet1.data import SplitParams, make_splits, verify_raw, write_splits
+
+    params = load_section(paths.PARAMS, "split", SplitParams)
 
     verify_raw(paths.RAW_DIR)  # also when run outside DVC, which checks only its own hashes
     splits = make_splits(paths.RAW_DIR, params.val_size, params.seed, params.input)

@@ -4,21 +4,22 @@ from dataclasses import asdict
 
 from lenet1 import paths
 from lenet1.determinism import configure_environment, platform_note, thread_count
-from lenet1.params import load_params
+from lenet1.params import load_section
 from stages.runner import run
 
 
 def main() -> None:
-    params = load_params(paths.PARAMS)
-    config = params.train
     threads = thread_count()
     configure_environment(threads)  # before `import torch`, which reads the thread variables
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
+    from lenet1.evaluate import EvaluateParams
     from lenet1.model import count_parameters, save_model
     from lenet1.outputs import write_csv, write_json
-    from lenet1.train import Split, fit
+    from lenet1.train import Split, TrainParams, fit
 
+    config = load_section(paths.PARAMS, "train", TrainParams)
+    evaluation = load_section(paths.PARAMS, "evaluate", EvaluateParams)
     configure_torch(threads)
     if config.deterministic and platform_note():
         print(f"train: warning: {platform_note()}", flush=True)
@@ -31,7 +32,7 @@ def main() -> None:
     print(f"train: LeNet-1 '{config.variant}' on {len(labels)} digits, {config.epochs} epochs, "
           f"batch {config.batch_size}, lr {config.lr} ({config.schedule}), "
           f"{threads} threads, deterministic={config.deterministic}", flush=True)
-    result = fit(config, train, val, eval_batch_size=params.evaluate.batch_size, log=lambda line: print(line, flush=True))
+    result = fit(config, train, val, eval_batch_size=evaluation.batch_size, log=lambda line: print(line, flush=True))
     best = result.history[result.best_epoch - 1]
     save_model(paths.MODEL, result.model, asdict(config), result.best_epoch)
     write_csv(paths.HISTORY, result.history)

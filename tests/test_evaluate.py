@@ -3,8 +3,9 @@ import json
 import pytest
 import torch
 
-from lenet1.evaluate import draw_feature_maps, prediction_rows, test_metrics as compute_test_metrics
-from lenet1.figures import plot_curves, plot_misclassified, read_history
+from lenet1.evaluate import prediction_rows, test_metrics as compute_test_metrics
+from lenet1.data import to_inputs
+from lenet1.figures import plot_curves, plot_feature_maps, plot_misclassified, read_history
 from lenet1.model import build_model
 from lenet1.outputs import write_csv, write_json
 
@@ -75,7 +76,7 @@ def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
     model = build_model("paper", 0)
     images = (torch.rand(2, 28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     for name in ("a.png", "b.png"):
-        draw_feature_maps(model, images, torch.tensor([3, 7]), "mnist28", tmp_path / name)
+        plot_feature_maps(model.states(to_inputs(images)), images, torch.tensor([3, 7]), tmp_path / name)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     states = model.states(torch.zeros(1, 1, 28, 28))
     assert [tuple(states[k].shape[1:]) for k in ("H1", "H2", "H3", "H4", "output")] == [

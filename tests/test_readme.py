@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from lenet1.params import ParamsError, validate
+from stages.validate import SECTIONS
 from tests.helpers import ROOT
 
 BIN = Path(sys.executable).parent
@@ -60,7 +61,7 @@ def test_set_params_name_real_keys_with_valid_values(words):
         first = re.sub(r"range\((\d+),.*\)", r"\1", raw).split(",")[0]  # a Hydra sweep: check its first value
         params[section][name] = yaml.safe_load(first)
     try:
-        validate(params)
+        validate(params, SECTIONS, complete=True)
     except ParamsError as err:
         pytest.fail(f"{' '.join(words)}: {err}")
 

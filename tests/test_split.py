@@ -7,7 +7,7 @@ import torch
 
 from lenet1.data import load_split, to_inputs
 from lenet1.errors import InputError
-from lenet1.split import class_quotas, make_splits, stratified_indices, write_splits
+from lenet1.data import class_quotas, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
 
 

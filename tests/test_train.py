@@ -3,8 +3,7 @@ import torch
 import yaml
 
 from lenet1.model import build_model
-from lenet1.params import TrainParams
-from lenet1.train import SGD, Split, TrainingDiverged, fit, make_loss, make_scheduler, predict, score, train_epoch, train_step
+from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, make_loss, make_scheduler, predict, score, train_epoch, train_step
 from tests.helpers import ROOT
 
 

@@ -1,0 +1,84 @@
+"""The README's cheap commands, run as pasted in a temporary clone: they do what the README says.
+
+Slow (DVC starts in a subprocess for each), so marked `slow`.  Training commands are only queued, never run:
+a queued sweep shows how many experiments the README's `-S` values make.
+"""
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, shared_dir
+from tests.test_pipeline_e2e import ENV, sh
+from tests.test_readme import COMMANDS
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    path = tmp_path_factory.mktemp("readme") / "clone"
+    sh(["git", "clone", "-q", str(ROOT), str(path)], cwd=path.parent)
+    return path
+
+
+def run(words: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    words = [str(BIN / words[0]) if words[0] == "dvc" else sys.executable if words[0] == "python" else words[0], *words[1:]]
+    return sh(words, cwd)
+
+
+def sweep_size(words: list[str]) -> int:
+    """Experiments that one `dvc exp run --queue` makes: the product of its -S value counts (Hydra syntax)."""
+    sizes = []
+    for value in (words[i + 1].partition("=")[2] for i, w in enumerate(words) if w == "-S"):
+        if found := re.fullmatch(r"range\((\d+),\s*(\d+)\)", value):
+            sizes.append(int(found[2]) - int(found[1]))
+        else:
+            sizes.append(len(value.split(",")))
+    return math.prod(sizes)
+
+
+def queued(clone: Path) -> int:
+    return sum(" Queued " in line for line in run(["dvc", "queue", "status"], clone).stdout.splitlines())
+
+
+@pytest.mark.parametrize("words", [c for c in COMMANDS if c[:4] == ["dvc", "exp", "run", "--queue"]], ids=" ".join)
+def test_a_queued_sweep_makes_the_experiments_it_says(clone, words):
+    before = queued(clone)
+    run(words, clone)
+    try:
+        assert queued(clone) - before == sweep_size(words)
+    finally:
+        run(["dvc", "queue", "remove", "--queued"], clone)
+
+
+@pytest.mark.parametrize("words", [c for c in COMMANDS if c[:3] in (["dvc", "params", "diff"], ["dvc", "metrics", "diff"])],
+                         ids=" ".join)
+def test_diff_commands_run(clone, words):
+    run(words, clone)
+
+
+def test_offline_download_then_two_tiny_experiments_in_exp_show(clone):
+    # As the README says: files from a directory, then `dvc commit -f download` records the stage as done.
+    [download] = [c for c in COMMANDS if c[:3] == ["python", "-m", "stages.download"]]
+    [commit] = [c for c in COMMANDS if c[:3] == ["dvc", "commit", "-f"]]
+    run(["dvc", "repro", "validate"], clone)
+    run([w.replace("DIR", str(shared_dir() / "mnist-canonical")) for w in download], clone)
+    run(commit, clone)
+    assert "up to date" in run(["dvc", "status", "download"], clone).stdout
+    assert os.path.getsize(clone / "data" / "raw" / "t10k-labels-idx1-ubyte") == 10008
+    for seed in (1, 2):
+        run(["dvc", "exp", "run", "-S", "train.epochs=1", "-S", "train.train_subset=300", "-S", f"train.seed={seed}"], clone)
+    [words] = [c for c in COMMANDS if c[:3] == ["dvc", "exp", "show"]]
+    shown = subprocess.run([str(BIN / "dvc"), *words[1:]], cwd=clone, env={**ENV, "COLUMNS": "120"},
+                           capture_output=True, text=True, check=True).stdout
+    lines = shown.splitlines()
+    header = next(line for line in lines if "Experiment" in line).split()
+    assert header[:4] == ["Experiment", "val_accuracy", "accuracy", "errors"] and "train.seed" in header, shown
+    assert sum(line.lstrip().startswith(("├──", "└──")) for line in lines) == 2, shown
+    assert max(len(line) for line in lines) <= 120, shown
