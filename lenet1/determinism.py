@@ -49,6 +49,26 @@ def configure_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def cpu_vendor() -> str:
+    """The CPU's vendor as the kernel reports it (GenuineIntel, AuthenticAMD, ARM implementer 0x41, ...)."""
+    try:
+        cpuinfo = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or "unknown"
+    for key in ("vendor_id", "CPU implementer"):
+        for line in cpuinfo.splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def platform_record(exact: bool) -> dict[str, str]:
+    """Where a run was computed, for the summary: runs pool across machines only inside the promise."""
+    return {"system": platform.system(), "machine": platform.machine(), "cpu_vendor": cpu_vendor(),
+            "torch": importlib.metadata.version("torch").split("+")[0], "numerics": "exact" if exact else "fast",
+            "bit_exact_promise": "covered" if exact and platform_note() is None else "not covered"}
+
+
 def platform_note() -> str | None:
     """None on a platform the bit-exact promise covers; else one line saying why not."""
     system, machine = platform.system(), platform.machine()

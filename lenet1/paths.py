@@ -21,6 +21,8 @@ PREPARED_DIR = Path("data/prepared")
 MODEL = Path("models/lenet1.pt")
 TRAIN_METRICS = Path("metrics/train.json")
 TEST_METRICS = Path("metrics/test.json")
+# Where the train stage last ran: in git, not in dvc.lock (it differs between machines that give the same bits).
+PLATFORM = Path("metrics/platform.json")
 HISTORY = Path("plots/train_history.csv")
 PREDICTIONS = Path("plots/test_predictions.csv")
 MISCLASSIFIED_PNG = Path("plots/misclassified.png")

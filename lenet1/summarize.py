@@ -10,7 +10,8 @@
 Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95%
 Student-t interval of the test accuracy, min/max and mean errors; a group of
 one run has no interval.  Failed, queued and running experiments are listed,
-never counted.  ``--compare A B`` pairs the two groups' runs by seed: a paired
+never counted.  Runs pool across machines only inside the bit-exact promise
+(``metrics/platform.json``); a run outside it pools only with runs of its own platform.  ``--compare A B`` pairs the two groups' runs by seed: a paired
 t-test over the seeds, and McNemar's exact test on each pair's per-digit predictions.
 Exit status: 0 done, 1 nothing to summarise or an unknown group.
 """
@@ -35,12 +36,9 @@ class SummaryError(Exception):
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
+        flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
     return flat
 
 
@@ -74,15 +72,17 @@ def collect(show: list[dict]) -> tuple[list[dict], list[dict]]:
                 "params": {k: v for k, v in params.items() if k not in SEED_KEYS and base_params.get(k) != v},
                 "seed_params": {k: params[k] for k in SEED_KEYS if k in params},
                 "accuracy": metrics["accuracy"], "errors": metrics["errors"],
+                "platform": _file_data(state_row["data"], "metrics", str(paths.PLATFORM)) or None,
             })
     return _unique(runs), unfinished
 
 
 def _unique(runs: list[dict]) -> list[dict]:
-    """One run per commit, params and seeds: the same experiment run twice counts once."""
+    """One run per commit, params, seeds and pooling platform: the same experiment run twice counts once."""
     seen, unique = set(), []
     for run in runs:
-        key = (run["commit"], json.dumps(run["params"], sort_keys=True), json.dumps(run["seed_params"], sort_keys=True))
+        key = (run["commit"], json.dumps(run["params"], sort_keys=True), json.dumps(run["seed_params"], sort_keys=True),
+               platform_label(run["platform"]))
         if key not in seen:
             seen.add(key)
             unique.append(run)
@@ -93,18 +93,27 @@ def group_name(params: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in sorted(params.items())) or "default"
 
 
+def platform_label(platform: dict | None) -> str:
+    """"" for a run inside the promise (or with no record); else its platform, which keeps it in a group of its own."""
+    if not platform or platform.get("bit_exact_promise") == "covered":
+        return ""
+    return f" [{' '.join(platform.get(k, '?') for k in ('numerics', 'system', 'machine', 'cpu_vendor', 'torch'))}]"
+
+
 def summarise(runs: list[dict]) -> list[dict]:
-    """Groups of runs with equal commit and non-seed params, with their statistics."""
+    """Groups of runs with equal commit, non-seed params and pooling platform, with their statistics."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["commit"], group_name(run["params"])), []).append(run)
+        name = group_name(run["params"]) + platform_label(run["platform"])
+        groups.setdefault((run["commit"], name), []).append(run)
     summary = []
     for (commit, name), members in groups.items():
         members.sort(key=lambda run: json.dumps(run["seed_params"], sort_keys=True))
         accuracy = describe([run["accuracy"] for run in members])
         summary.append({"name": name, "commit": commit, "params": members[0]["params"], **accuracy,
                         "mean_errors": sum(run["errors"] for run in members) / len(members),
-                        "runs": [{k: run[k] for k in ("experiment", "rev", "commit", "seed_params", "accuracy", "errors")}
+                        "runs": [{k: run[k] for k in ("experiment", "rev", "commit", "seed_params", "accuracy", "errors",
+                                                     "platform")}
                                  for run in members]})
     return summary
 
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         for item in unfinished:
             print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
-        runs_out = ("experiment", "commit", "seed_params", "accuracy", "errors")
+        runs_out = ("experiment", "commit", "seed_params", "accuracy", "errors", "platform")
         document = {"groups": [{**{k: g[k] for k in ("name", "params", "n", "mean", "std", "ci95")},
                                 "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]} for g in groups]}
         if args.json:

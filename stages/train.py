@@ -3,7 +3,7 @@ import sys
 from dataclasses import asdict
 
 from lenet1 import paths
-from lenet1.determinism import configure_environment, platform_note, thread_count
+from lenet1.determinism import configure_environment, platform_note, platform_record, thread_count
 from lenet1.params import load_section
 from stages.runner import run
 
@@ -36,6 +36,7 @@ def main() -> None:
     best = result.history[result.best_epoch - 1]
     save_model(paths.MODEL, result.model, asdict(config), result.best_epoch)
     write_csv(paths.HISTORY, result.history)
+    write_json(paths.PLATFORM, platform_record(config.deterministic))
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,
         "val_accuracy": best["val_accuracy"],

@@ -9,8 +9,10 @@ from lenet1.summarize import collect, markdown, summarise
 from tests.helpers import ROOT
 
 
-def state(rev, params, accuracy=None, errors=None, name=None):
+def state(rev, params, accuracy=None, errors=None, name=None, platform=None):
     metrics = {"metrics/test.json": {"data": {"accuracy": accuracy, "errors": errors}}} if accuracy is not None else {}
+    if platform:
+        metrics["metrics/platform.json"] = {"data": platform}
     return {"rev": rev, "name": name, "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}
 
 
@@ -24,8 +26,14 @@ def show(experiments, extra_baselines=()):
     return [state("workspace", params(), 0.99, 100), head, *extra_baselines]
 
 
-def exp(rev, name, accuracy, errors, executor="success", **kw):
-    return {"revs": [state(rev, params(**kw), accuracy, errors, name)], "executor": {"state": executor}, "name": name}
+def exp(rev, name, accuracy, errors, executor="success", platform=None, **kw):
+    return {"revs": [state(rev, params(**kw), accuracy, errors, name, platform)], "executor": {"state": executor},
+            "name": name}
+
+
+def platform(vendor, numerics="exact", covered=True):
+    return {"system": "Linux", "machine": "x86_64", "cpu_vendor": vendor, "torch": "2.14.1", "numerics": numerics,
+            "bit_exact_promise": "covered" if covered else "not covered"}
 
 
 def test_describe_matches_the_textbook_formulas():
@@ -72,6 +80,23 @@ def test_groups_exclude_seeds_skip_failures_and_keep_commits_apart():
     assert "– (n = 1)" in markdown(list(groups.values()))
 
 
+def test_runs_pool_across_machines_only_inside_the_bit_exact_promise():
+    intel, amd = platform("GenuineIntel"), platform("AuthenticAMD")
+    fast_intel, fast_amd = (platform(v, "fast", covered=False) for v in ("GenuineIntel", "AuthenticAMD"))
+    runs, _ = collect(show([
+        exp("c1", "s1", 0.990, 100, platform=intel, seed=1),
+        exp("c2", "s2", 0.989, 110, platform=amd, seed=2),
+        exp("c3", "f1", 0.980, 200, platform=fast_intel, seed=1),
+        exp("c4", "f2", 0.981, 190, platform=fast_intel, seed=2),
+        exp("c5", "f3", 0.982, 180, platform=fast_amd, seed=3),
+    ]))
+    groups = {g["name"]: g for g in summarise(runs)}
+    assert groups["default"]["n"] == 2  # Intel and AMD inside the promise: the same bits, one group
+    assert groups["default [fast Linux x86_64 GenuineIntel 2.14.1]"]["n"] == 2
+    assert groups["default [fast Linux x86_64 AuthenticAMD 2.14.1]"]["n"] == 1
+    assert groups["default"]["runs"][1]["platform"]["cpu_vendor"] == "AuthenticAMD"
+
+
 def test_committed_seed_results_are_consistent():
     path = ROOT / "results" / "seeds.json"
     if not path.exists():
@@ -82,7 +107,8 @@ def test_committed_seed_results_are_consistent():
         assert set(group) >= {"name", "params", "n", "mean", "std", "ci95", "runs"}
         assert group["n"] == len(group["runs"])
         for run in group["runs"]:
-            assert set(run) == {"experiment", "commit", "seed_params", "accuracy", "errors"}
+            assert set(run) == {"experiment", "commit", "seed_params", "accuracy", "errors", "platform"}
+            assert run["platform"] is None or run["platform"]["bit_exact_promise"] == "covered"
             assert len(run["commit"]) == 40 and 0 <= run["accuracy"] <= 1
             assert run["errors"] == round((1 - run["accuracy"]) * 10000)
         recomputed = describe([run["accuracy"] for run in group["runs"]])
