@@ -81,3 +81,14 @@ def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
     states = model.states(torch.zeros(1, 1, 28, 28))
     assert [tuple(states[k].shape[1:]) for k in ("H1", "H2", "H3", "H4", "output")] == [
         (4, 24, 24), (4, 12, 12), (12, 8, 8), (12, 4, 4), (10,)]
+
+
+@pytest.mark.parametrize("count, per_row, height, width", [(4, 4, 24, 24), (12, 6, 8, 8), (7, 3, 5, 6), (2, 4, 3, 3)])
+def test_tile_lays_images_out_as_torchvision_make_grid(count, per_row, height, width):
+    from torchvision.utils import make_grid
+
+    from lenet1.figures import tile
+
+    images = torch.randn(count, 1, height, width, generator=torch.Generator().manual_seed(count))
+    expected = make_grid(images, nrow=per_row, padding=1, pad_value=-1.0)[0].numpy()
+    assert (tile(images[:, 0].numpy(), per_row, -1.0) == expected).all()
