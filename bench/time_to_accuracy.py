@@ -1,0 +1,113 @@
+"""Time to a test accuracy: seconds of training until LeNet-1 first reaches ``--target`` on the test set.
+
+    .venv/bin/python bench/time_to_accuracy.py [--target 0.989] [--seeds 1] [--json bench/time_to_accuracy.json]
+
+Trains, in one run on one machine, each configuration for each seed:
+  default            the train section of params.yaml
+  default, fast      the same with train.deterministic: false (stock torch arithmetic)
+  old default        the defaults before the schedule was tuned (12 epochs, batch 16, lr 0.3, cosine),
+                     in today's exact arithmetic
+After every epoch the test accuracy is measured (not timed; it plays no part in training).  The
+figure is the training time up to the first epoch at or above the target, and the whole run's
+time and final accuracy.  The machine's speed varies between runs: compare ratios within a run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
+
+from lenet1 import paths  # noqa: E402
+from lenet1.determinism import configure_environment, thread_count  # noqa: E402
+from lenet1.params import load_section  # noqa: E402
+
+OLD_DEFAULT = {"epochs": 12, "batch_size": 16, "lr": 0.3, "schedule": "cosine"}  # params.yaml at 531ce9d
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", type=float, default=0.989, help="test accuracy to reach (default %(default)s)")
+    parser.add_argument("--seeds", default="1", help="comma-separated train.seed values (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=thread_count(), help="default: $LENET1_THREADS or every CPU (%(default)s)")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def train_until(config: Any, seed: int, train: Any, test: Any, target: float) -> dict[str, Any]:
+    """Train ``config`` with ``seed``; per epoch the cumulative training seconds and the test accuracy."""
+    import torch
+
+    from lenet1.model import build_model
+    from lenet1.train import SGD, make_loss, make_scheduler, predict, score, train_epoch
+
+    model = build_model(config.variant, seed, exact=config.deterministic)
+    loss_fn = make_loss(config.loss, model)
+    optimizer = SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = make_scheduler(optimizer, config.schedule, config.epochs, config.step_size, config.gamma)
+    order_generator = torch.Generator().manual_seed(seed)
+    seconds, epochs = 0.0, []
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        order = torch.randperm(len(train.labels), generator=order_generator)  # as lenet1.train.fit draws it
+        train_epoch(model, train, config.batch_size, optimizer, loss_fn, order)
+        scheduler.step()
+        seconds += time.perf_counter() - started
+        accuracy = score(predict(model, test.inputs, 1000), test.labels, loss_fn)[1]
+        epochs.append({"epoch": epoch, "seconds": round(seconds, 2), "test_accuracy": accuracy})
+    reached = next((row for row in epochs if row["test_accuracy"] >= target), None)
+    return {"seed": seed, "seconds_to_target": reached["seconds"] if reached else None,
+            "epoch_at_target": reached["epoch"] if reached else None, "seconds": epochs[-1]["seconds"],
+            "final_test_accuracy": epochs[-1]["test_accuracy"], "epochs": epochs}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from lenet1.data import load_split, to_inputs
+    from lenet1.determinism import configure_torch
+    from lenet1.train import Split, TrainParams
+
+    configure_torch(args.threads)
+    default = load_section(ROOT / paths.PARAMS, "train", TrainParams)
+    configs = {"default": default, "default, fast": dataclasses.replace(default, deterministic=False),
+               "old default": dataclasses.replace(default, **OLD_DEFAULT)}
+    splits = {}
+    for name in ("train", "test"):
+        images, labels, kind = load_split(ROOT / paths.PREPARED_DIR / f"{name}.pt")
+        splits[name] = Split(to_inputs(images, kind), labels)
+    results = []
+    for name, config in configs.items():
+        for seed in (int(s) for s in args.seeds.split(",")):
+            print(f"training {name}, seed {seed}: {config.epochs} epochs, batch {config.batch_size}", flush=True)
+            results.append({"config": name, **train_until(config, seed, splits["train"], splits["test"], args.target)})
+    return {"target": args.target, "threads": args.threads, "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+            "runs": results}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"| config | seed | seconds to {report['target']:.1%} | epoch | total seconds | final test accuracy |",
+             "|---|---|---|---|---|---|"]
+    for r in report["runs"]:
+        reached = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None else "not reached"
+        lines.append(f"| {r['config']} | {r['seed']} | {reached} | {r['epoch_at_target'] or '-'} | {r['seconds']:.1f} | "
+                     f"{r['final_test_accuracy']:.2%} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_environment(args.threads)  # before torch is imported
+    report = run(args)
+    print(table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
