@@ -62,9 +62,8 @@ def _split(x: Tensor, bits: int, dim: int | None = None, low: bool = True) -> tu
 def _exact_mm(a: Tensor, b: Tensor) -> Tensor:
     """a @ b for float32 (M, K) @ (K, N) with no rounding that depends on the BLAS.
 
-    a's rows keep 24 bits, b's columns twice b_bits: every product and partial
-    sum of the float64 GEMM is then an exact multiple of one power of two
-    below 2**53 of it, the same in any order, blocking, threading or FMA use.
+    a's rows keep 24 bits, b's columns twice b_bits: every product and partial sum of the float64 GEMM
+    is then an exact multiple of one power of two below 2**53 of it, the same in any order, blocking or FMA use.
     """
     b_bits = _bits_for(a.shape[1])
     a_grid = _split(a, GRID_BITS, 1, low=False)[0]
