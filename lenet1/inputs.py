@@ -10,7 +10,6 @@ It stays uint8 on disk; ``data.to_inputs`` maps it to [-1, 1], background -1.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by ``prepare``
 BOX = 16
@@ -27,6 +26,8 @@ def to_paper16(image: np.ndarray) -> np.ndarray:
     height, width = box.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    from PIL import Image  # here: only paper16 needs Pillow, and the train stage and the probes import this module too
+
     scaled = np.asarray(Image.fromarray(box).resize(size, Image.Resampling.BILINEAR))
     top, left = (PLANE - scaled.shape[0]) // 2, (PLANE - scaled.shape[1]) // 2
     plane[top:top + scaled.shape[0], left:left + scaled.shape[1]] = scaled
