@@ -4,7 +4,8 @@
 # first; it rewrites the outputs, so restore them afterwards: git checkout -- metrics plots && dvc checkout
 cd "${1:-.}"
 cp params.yaml /tmp/params.keep.$$
-sed -i 's/^  epochs: .*/  epochs: 1/; s/^  train_subset: 0 .*/  train_subset: 300/' params.yaml
+trap 'cp /tmp/params.keep.$$ params.yaml' EXIT  # params.yaml back even if a stage fails
+sed -i 's/^  epochs: .*/  epochs: 1/; s/^  train_subset: [0-9]*/  train_subset: 300/' params.yaml
 for stage in validate train evaluate plot; do
   best=999
   for i in 1 2 3; do
@@ -13,4 +14,3 @@ for stage in validate train evaluate plot; do
   done
   printf "%-9s %.2f s\n" $stage $best
 done
-cp /tmp/params.keep.$$ params.yaml

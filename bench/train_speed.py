@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not
 from lenet1 import idx, paths  # noqa: E402
 from lenet1.determinism import configure_environment, thread_count  # noqa: E402
 from lenet1.params import load_section  # noqa: E402
-from lenet1.train import TrainParams  # noqa: E402
 
 WARMUP_IMAGES = 512  # first batches pay for lazy init and allocator growth; not timed
 
@@ -127,6 +126,8 @@ def best(loop, batch_size: int, args: argparse.Namespace, exact: bool, lr: float
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from lenet1.train import TrainParams  # here: torch only after configure_environment
+
     train = load_section(ROOT / paths.PARAMS, "train", TrainParams)
     lr = train.lr
     ours = ours_loop(load_ours(args.raw_dir))

@@ -49,23 +49,21 @@ def configure_torch(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor as the kernel reports it (GenuineIntel, AuthenticAMD, ARM implementer 0x41, ...)."""
+def cpu_info(keys: tuple[str, ...]) -> str:
+    """The first of ``keys`` in /proc/cpuinfo (e.g. vendor_id: GenuineIntel; CPU implementer: 0x41 on arm64)."""
     try:
-        cpuinfo = open("/proc/cpuinfo").read()
+        lines = open("/proc/cpuinfo").read().splitlines()
     except OSError:
         return platform.processor() or "unknown"
-    for key in ("vendor_id", "CPU implementer"):
-        for line in cpuinfo.splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
+    return next((line.split(":", 1)[1].strip() for key in keys for line in lines if line.startswith(key)), "unknown")
 
 
-def platform_record(exact: bool) -> dict[str, str]:
-    """Where a run was computed, for the summary: runs pool across machines only inside the promise."""
-    return {"system": platform.system(), "machine": platform.machine(), "cpu_vendor": cpu_vendor(),
-            "torch": importlib.metadata.version("torch").split("+")[0], "numerics": "exact" if exact else "fast",
+def platform_record(exact: bool, threads: int) -> dict[str, str]:
+    """Where and how a run was computed, for the summary: runs pool across machines only inside the promise."""
+    return {"system": platform.system(), "machine": platform.machine(),
+            "cpu_vendor": cpu_info(("vendor_id", "CPU implementer")), "cpu_model": cpu_info(("model name", "CPU part")),
+            "threads": str(threads), "torch": importlib.metadata.version("torch").split("+")[0],
+            "numerics": "exact" if exact else "fast",
             "bit_exact_promise": "covered" if exact and platform_note() is None else "not covered"}
 
 

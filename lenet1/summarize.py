@@ -5,14 +5,13 @@
     python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
     python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
     python -m lenet1.summarize --json results/seeds.json --md-out results/seeds.md
-    python -m lenet1.summarize --compare 'train.variant=paper' default
+    python -m lenet1.summarize --all --compare train.variant=paper@3ff979f default@3ff979f
 
-Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95%
-Student-t interval of the test accuracy, min/max and mean errors; a group of
-one run has no interval.  Failed, queued and running experiments are listed,
-never counted.  Runs pool across machines only inside the bit-exact promise
-(``metrics/platform.json``); a run outside it pools only with runs of its own platform.  ``--compare A B`` pairs the two groups' runs by seed: a paired
-t-test over the seeds, and McNemar's exact test on each pair's per-digit predictions.
+Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95% Student-t interval of the test
+accuracy, min/max and mean errors; a group of one run has no interval.  Failed, queued and running
+experiments are listed, never counted.  Runs pool across machines only inside the bit-exact promise
+(``metrics/platform.json``); a run outside it pools only with runs of the same platform and threads.
+``--compare A B`` pairs two groups' runs by seed: a paired t-test, and McNemar's exact test per pair.
 Exit status: 0 done, 1 nothing to summarise or an unknown group.
 """
 from __future__ import annotations
@@ -97,7 +96,8 @@ def platform_label(platform: dict | None) -> str:
     """"" for a run inside the promise (or with no record); else its platform, which keeps it in a group of its own."""
     if not platform or platform.get("bit_exact_promise") == "covered":
         return ""
-    return f" [{' '.join(platform.get(k, '?') for k in ('numerics', 'system', 'machine', 'cpu_vendor', 'torch'))}]"
+    keys = ("numerics", "system", "machine", "cpu_vendor", "cpu_model", "torch", "threads")  # all a fast run depends on
+    return f" [{', '.join(str(platform.get(k, '?')) for k in keys)}]"
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -140,8 +140,9 @@ def compare(groups: list[dict], first: str, second: str) -> dict:
     from scipy import stats
 
     chosen = []
-    for name in (first, second):
-        matches = [g for g in groups if g["name"] == name]
+    for name in (first, second):  # NAME, or NAME@COMMIT where groups of several commits share a name
+        label, _, commit = name.partition("@")
+        matches = [g for g in groups if g["name"] == label and g["commit"].startswith(commit)]
         if len(matches) != 1:
             raise SummaryError(f"group {name!r}: {len(matches)} matches (groups: {', '.join(g['name'] for g in groups)})")
         chosen.append({json.dumps(r["seed_params"], sort_keys=True): r for r in matches[0]["runs"]})
@@ -171,17 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                                      capture_output=True, text=True, check=True).stdout)
     try:
         runs, unfinished = collect(show)
+        for item in unfinished:  # first, so that they are listed even when nothing finished
+            print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
         runs = [run for run in runs if run["experiment"].startswith(args.prefix)]
         if not runs:
             raise SummaryError("no finished experiments to summarise; run some, e.g. "
                                "`dvc exp run --queue -S 'train.seed=range(1,6)'` then `dvc queue start`")
         groups = summarise(runs)
-        table = markdown(groups)
-        print(table)
-        for item in unfinished:
-            print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
+        print(table := markdown(groups))
         runs_out = ("experiment", "commit", "seed_params", "accuracy", "errors", "platform")
-        document = {"groups": [{**{k: g[k] for k in ("name", "params", "n", "mean", "std", "ci95")},
+        document = {"groups": [{**{k: g[k] for k in ("name", "commit", "params", "n", "mean", "std", "ci95")},
                                 "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]} for g in groups]}
         if args.json:
             text = json.dumps(document, indent=2) + "\n"

@@ -1,4 +1,4 @@
-"""Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified PNG."""
+"""Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified and feature-map PNGs."""
 import sys
 
 from lenet1 import paths

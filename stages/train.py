@@ -1,4 +1,4 @@
-"""Stage train: data/prepared -> models/lenet1.pt, metrics/train.json, plots/train_history.csv."""
+"""Stage train: data/prepared -> models/lenet1.pt, metrics/train.json, plots/train_history.csv, metrics/platform.json."""
 import sys
 from dataclasses import asdict
 
@@ -36,7 +36,7 @@ def main() -> None:
     best = result.history[result.best_epoch - 1]
     save_model(paths.MODEL, result.model, asdict(config), result.best_epoch)
     write_csv(paths.HISTORY, result.history)
-    write_json(paths.PLATFORM, platform_record(config.deterministic))
+    write_json(paths.PLATFORM, platform_record(config.deterministic, threads))
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,
         "val_accuracy": best["val_accuracy"],

@@ -32,8 +32,8 @@ def exp(rev, name, accuracy, errors, executor="success", platform=None, **kw):
 
 
 def platform(vendor, numerics="exact", covered=True):
-    return {"system": "Linux", "machine": "x86_64", "cpu_vendor": vendor, "torch": "2.14.1", "numerics": numerics,
-            "bit_exact_promise": "covered" if covered else "not covered"}
+    return {"system": "Linux", "machine": "x86_64", "cpu_vendor": vendor, "cpu_model": "Xeon", "threads": "1",
+            "torch": "2.14.1", "numerics": numerics, "bit_exact_promise": "covered" if covered else "not covered"}
 
 
 def test_describe_matches_the_textbook_formulas():
@@ -92,8 +92,8 @@ def test_runs_pool_across_machines_only_inside_the_bit_exact_promise():
     ]))
     groups = {g["name"]: g for g in summarise(runs)}
     assert groups["default"]["n"] == 2  # Intel and AMD inside the promise: the same bits, one group
-    assert groups["default [fast Linux x86_64 GenuineIntel 2.14.1]"]["n"] == 2
-    assert groups["default [fast Linux x86_64 AuthenticAMD 2.14.1]"]["n"] == 1
+    assert groups["default [fast, Linux, x86_64, GenuineIntel, Xeon, 2.14.1, 1]"]["n"] == 2
+    assert groups["default [fast, Linux, x86_64, AuthenticAMD, Xeon, 2.14.1, 1]"]["n"] == 1
     assert groups["default"]["runs"][1]["platform"]["cpu_vendor"] == "AuthenticAMD"
 
 

@@ -23,7 +23,7 @@ def test_the_workflow_runs_these_scripts():
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "sweep.yml").read_text())
     steps = [step.get("run", "") for job in workflow["jobs"].values() for step in job.get("steps", [])]
     assert any(".ci/sweep-run \"$SEED\" $PARAMS" in run for run in steps)
-    assert any(".ci/sweep-summary \"$SWEEP_NAME\"" in run for run in steps)
+    assert any(".ci/sweep-summary \"$SWEEP_NAME-seed\"" in run for run in steps)
     assert workflow["permissions"]["contents"] == "write"
 
 
@@ -43,7 +43,7 @@ def test_two_machines_push_a_third_pulls_and_summarises(tmp_path):
     assert refs.count("sweep-test-seed") == 2, refs
 
     sh(["git", "clone", "-q", str(origin), "summary"], cwd=tmp_path)
-    done = subprocess.run([str(tmp_path / "summary" / ".ci" / "sweep-summary"), "sweep-test", "out"],
+    done = subprocess.run([str(tmp_path / "summary" / ".ci" / "sweep-summary"), "sweep-test-seed", "out"],
                           cwd=tmp_path / "summary", env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     [group] = json.loads((tmp_path / "summary" / "out" / "summary.json").read_text())["groups"]
