@@ -41,26 +41,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train_until(config: Any, seed: int, train: Any, test: Any, target: float) -> dict[str, Any]:
-    """Train ``config`` with ``seed``; per epoch the cumulative training seconds and the test accuracy."""
-    import torch
-
+    """Train ``config`` with ``seed``, as ``lenet1.train.fit`` does; per epoch the cumulative training seconds
+    and the test accuracy."""
     from lenet1.model import build_model
-    from lenet1.train import SGD, make_loss, make_scheduler, predict, score, train_epoch
+    from lenet1.train import make_loss, predict, score, sgd_epochs
 
-    model = build_model(config.variant, seed, exact=config.deterministic)
+    config = dataclasses.replace(config, seed=seed)
+    model = build_model(config.variant, config.seed, exact=config.deterministic)
     loss_fn = make_loss(config.loss, model)
-    optimizer = SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = make_scheduler(optimizer, config.schedule, config.epochs, config.step_size, config.gamma)
-    order_generator = torch.Generator().manual_seed(seed)
     seconds, epochs = 0.0, []
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        order = torch.randperm(len(train.labels), generator=order_generator)  # as lenet1.train.fit draws it
-        train_epoch(model, train, config.batch_size, optimizer, loss_fn, order)
-        scheduler.step()
+    started = time.perf_counter()
+    for epoch, *_ in sgd_epochs(config, train, model, loss_fn):
         seconds += time.perf_counter() - started
         accuracy = score(predict(model, test.inputs, 1000), test.labels, loss_fn)[1]
         epochs.append({"epoch": epoch, "seconds": round(seconds, 2), "test_accuracy": accuracy})
+        started = time.perf_counter()  # the test pass is not training time
     reached = next((row for row in epochs if row["test_accuracy"] >= target), None)
     return {"seed": seed, "seconds_to_target": reached["seconds"] if reached else None,
             "epoch_at_target": reached["epoch"] if reached else None, "seconds": epochs[-1]["seconds"],

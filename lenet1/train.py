@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -148,6 +148,25 @@ class TrainResult:
     seconds: float
 
 
+def sgd_epochs(params: TrainParams, train: Split, model: LeNet1, loss_fn: Loss) -> Iterator[tuple[int, float, float, float]]:
+    """Train ``model`` for ``params.epochs``; after each epoch yield (epoch, its lr, train loss, train accuracy).
+
+    The batch order of every epoch comes from one generator seeded with ``params.seed``.
+    """
+    optimizer = SGD(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    scheduler = make_scheduler(optimizer, params.schedule, params.epochs, params.step_size, params.gamma)
+    order_generator = torch.Generator().manual_seed(params.seed)
+    for epoch in range(1, params.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        order = torch.randperm(len(train.labels), generator=order_generator)
+        train_loss, train_acc = train_epoch(model, train, params.batch_size, optimizer, loss_fn, order)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; "
+                                   f"lower train.lr (now {params.lr})")
+        scheduler.step()
+        yield epoch, lr, train_loss, train_acc
+
+
 def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
     """Train for ``params.epochs``; keep the weights with the best validation accuracy.
 
@@ -156,21 +175,10 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     """
     model = build_model(params.variant, params.seed, exact=params.deterministic)
     loss_fn = make_loss(params.loss, model)
-    optimizer = SGD(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = make_scheduler(optimizer, params.schedule, params.epochs, params.step_size, params.gamma)
-    order_generator = torch.Generator().manual_seed(params.seed)
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
-    started = time.perf_counter()
-    for epoch in range(1, params.epochs + 1):
-        epoch_started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        order = torch.randperm(len(train.labels), generator=order_generator)
-        train_loss, train_acc = train_epoch(model, train, params.batch_size, optimizer, loss_fn, order)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; "
-                                   f"lower train.lr (now {params.lr})")
-        scheduler.step()
+    started = epoch_started = time.perf_counter()
+    for epoch, lr, train_loss, train_acc in sgd_epochs(params, train, model, loss_fn):
         val_loss, val_acc = score(predict(model, val.inputs, eval_batch_size), val.labels, loss_fn)
         seconds = time.perf_counter() - epoch_started
         history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc})
@@ -181,5 +189,6 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
             f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
             f"val loss {val_loss:.4f} acc {val_acc:.2%}  {seconds:.1f}s{'  *best' if improved else ''}"
         )
+        epoch_started = time.perf_counter()
     model.load_state_dict(best_state)
     return TrainResult(model, best_epoch, history, time.perf_counter() - started)
