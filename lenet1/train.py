@@ -10,7 +10,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from lenet1.errors import InputError
 from lenet1.model import VARIANTS, LeNet1, build_model
 from lenet1.params import choice, flag, integer, number, param, seed_rule
 
-SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by make_scheduler
+SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by learning_rates
 LOSSES = ("cross_entropy", "mse")  # the allowed train.loss values, implemented by make_loss
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Log = Callable[[str], None]
@@ -66,42 +66,50 @@ def make_loss(name: str, model: LeNet1) -> Loss:
     raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
 
 
-class SGD(torch.optim.Optimizer):
+class SGD:
     """Plain SGD, p <- p - lr * (g + weight_decay * p), one rounding per operation.
 
-    torch.optim.SGD's ``add_(g, alpha=-lr)`` is a fused multiply-add on some
-    CPUs and a multiply then an add on others; here every CPU rounds alike.
+    torch.optim.SGD's ``add_(g, alpha=-lr)`` is a fused multiply-add on some CPUs and a multiply then
+    an add on others; here every CPU rounds alike.  Not a torch.optim.Optimizer: its constructor
+    imports ``torch._dynamo``, 1-2 s per train stage.
     """
 
-    def __init__(self, params, lr: float, weight_decay: float = 0.0) -> None:
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay})
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
+        self.params, self.lr, self.weight_decay = list(params), lr, weight_decay
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
 
     @torch.no_grad()
-    def step(self, closure=None) -> None:
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                grad = param.grad
-                if group["weight_decay"]:
-                    grad = grad + param * group["weight_decay"]
-                param.sub_(grad * group["lr"])
+    def step(self) -> None:
+        for param in self.params:
+            if param.grad is None:
+                continue
+            grad = param.grad
+            if self.weight_decay:
+                grad = grad + param * self.weight_decay
+            param.sub_(grad * self.lr)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, epochs: int, step_size: int, gamma: float):
-    """A per-epoch learning-rate schedule: constant, step (x gamma every step_size epochs) or cosine to 0."""
-    if schedule == "constant":
-        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    if schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+def learning_rates(schedule: str, lr: float, epochs: int, step_size: int, gamma: float) -> list[float]:
+    """Each epoch's learning rate: constant, step (x gamma every step_size epochs) or cosine to 0.
+
+    The same floats as torch's ConstantLR, StepLR and CosineAnnealingLR (recursive form), without torch.optim.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    rates = [lr]
+    for epoch in range(1, epochs):
+        if schedule == "cosine":
+            factor = (1 + math.cos(math.pi * epoch / epochs)) / (1 + math.cos(math.pi * (epoch - 1) / epochs))
+        else:
+            factor = gamma if schedule == "step" and epoch % step_size == 0 else 1.0
+        rates.append(rates[-1] * factor)
+    return rates
 
 
-def train_epoch(
-    model: nn.Module, data: Split, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: Loss, order: torch.Tensor
-) -> tuple[float, float]:
+def train_epoch(model: nn.Module, data: Split, batch_size: int, optimizer: SGD, loss_fn: Loss, order: torch.Tensor) -> tuple[float, float]:
     """One pass over the digits of ``data`` listed in ``order``; mean loss and accuracy seen while training."""
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64)
@@ -116,13 +124,11 @@ def train_epoch(
     return total_loss.item() / len(order), correct.item() / len(order)
 
 
-def train_step(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer, loss_fn: Loss
-) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: SGD, loss_fn: Loss) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch; returns the (detached) loss and outputs."""
     outputs = model(inputs)
     loss = loss_fn(outputs, labels)
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     loss.backward()
     optimizer.step()
     return loss.detach(), outputs.detach()
@@ -154,16 +160,14 @@ def sgd_epochs(params: TrainParams, train: Split, model: LeNet1, loss_fn: Loss) 
     The batch order of every epoch comes from one generator seeded with ``params.seed``.
     """
     optimizer = SGD(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = make_scheduler(optimizer, params.schedule, params.epochs, params.step_size, params.gamma)
+    rates = learning_rates(params.schedule, params.lr, params.epochs, params.step_size, params.gamma)
     order_generator = torch.Generator().manual_seed(params.seed)
-    for epoch in range(1, params.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
+    for epoch, lr in enumerate(rates, 1):
+        optimizer.lr = lr
         order = torch.randperm(len(train.labels), generator=order_generator)
         train_loss, train_acc = train_epoch(model, train, params.batch_size, optimizer, loss_fn, order)
         if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; "
-                                   f"lower train.lr (now {params.lr})")
-        scheduler.step()
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; lower train.lr (now {params.lr})")
         yield epoch, lr, train_loss, train_acc
 
 

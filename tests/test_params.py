@@ -63,7 +63,7 @@ def test_the_code_implements_every_choice_the_schema_allows():
 
     from lenet1.inputs import INPUTS, prepare
     from lenet1.model import VARIANTS, LeNet1
-    from lenet1.train import LOSSES, SCHEDULES, make_loss, make_scheduler
+    from lenet1.train import LOSSES, SCHEDULES, learning_rates, make_loss
     import numpy as np
     import torch
 
@@ -72,7 +72,7 @@ def test_the_code_implements_every_choice_the_schema_allows():
     for loss in LOSSES:
         make_loss(loss, LeNet1("full"))
     for schedule in SCHEDULES:
-        make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), schedule, 2, 1, 0.5)
+        learning_rates(schedule, 1.0, 2, 1, 0.5)
     for kind in INPUTS:
         prepare(np.zeros((1, 28, 28), dtype=np.uint8), kind)
     with _pytest.raises(ValueError):

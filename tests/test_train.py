@@ -1,9 +1,12 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 import yaml
 
 from lenet1.model import build_model
-from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, make_loss, make_scheduler, predict, score, train_epoch, train_step
+from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, learning_rates, make_loss, predict, score, train_epoch, train_step
 from tests.helpers import ROOT
 
 
@@ -71,7 +74,7 @@ def test_fit_keeps_the_best_validation_epoch():
 def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw():
     model = build_model("full", 0)
     data = tiny_split(40)
-    loss, accuracy = train_epoch(model, data, 40, torch.optim.SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.randperm(40, generator=torch.Generator().manual_seed(0)))
+    loss, accuracy = train_epoch(model, data, 40, SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.randperm(40, generator=torch.Generator().manual_seed(0)))
     expected_loss, expected_accuracy = score(model(data.inputs), data.labels, make_loss("cross_entropy", model))
     assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
 
@@ -81,14 +84,33 @@ def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw():
     [("constant", [1.0, 1.0, 1.0, 1.0]), ("step", [1.0, 1.0, 0.5, 0.5]), ("cosine", [1.0, 0.8535534, 0.5, 0.1464466])],
 )
 def test_schedules(schedule, expected):
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = make_scheduler(optimizer, schedule, epochs=4, step_size=2, gamma=0.5)
-    seen = []
-    for _ in range(4):
-        seen.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert seen == pytest.approx(expected, rel=1e-6)
+    assert learning_rates(schedule, 1.0, epochs=4, step_size=2, gamma=0.5) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 7, 8, 12, 30])
+@pytest.mark.parametrize("lr", [0.5, 0.3, 0.07])
+def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
+    def torch_rates(make):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+        scheduler, rates = make(optimizer), []
+        for _ in range(epochs):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        return rates
+
+    schedulers = torch.optim.lr_scheduler
+    assert learning_rates("cosine", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.CosineAnnealingLR(o, T_max=epochs))
+    assert learning_rates("step", lr, epochs, 3, 0.7) == torch_rates(lambda o: schedulers.StepLR(o, step_size=3, gamma=0.7))
+    assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0))
+
+
+def test_training_does_not_import_torch_dynamo():
+    script = ("import sys; from tests.test_train import tiny_split, train_params; "
+              "from lenet1.train import fit; fit(train_params(), tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None); "
+              "print('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_mse_targets_are_plus_minus_one():
@@ -104,4 +126,4 @@ def test_unknown_loss_and_schedule():
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
         make_loss("hinge", build_model("full", 0))
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
-        make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), "linear", 2, 1, 0.5)
+        learning_rates("linear", 1.0, 2, 1, 0.5)
