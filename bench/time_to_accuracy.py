@@ -62,7 +62,14 @@ def train_until(config: Any, seed: int, train: Any, test: Any, target: float) ->
             "final_test_accuracy": epochs[-1]["test_accuracy"], "epochs": epochs}
 
 
+def missing_data() -> str | None:
+    """None when the split stage's outputs exist, else what to run."""
+    missing = [name for name in ("train", "test") if not (ROOT / paths.PREPARED_DIR / f"{name}.pt").is_file()]
+    return f"missing {', '.join(missing)}.pt in {paths.PREPARED_DIR}: run `dvc repro split` first" if missing else None
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train each configuration for each of ``args.seeds`` until ``args.target``; ``args.threads`` torch threads."""
     from lenet1.data import load_split, to_inputs
     from lenet1.determinism import configure_torch
     from lenet1.train import Split, TrainParams
@@ -96,6 +103,9 @@ def table(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if problem := missing_data():
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     configure_environment(args.threads)  # before torch is imported
     report = run(args)
     print(table(report))

@@ -1,5 +1,6 @@
 """Training speed of LeNet-1 on the CPU: our in-memory loop vs the standard
-torchvision ``MNIST`` + ``DataLoader`` loop, and exact (deterministic) vs stock (fast) arithmetic.
+torchvision ``MNIST`` + ``DataLoader`` loop, exact (deterministic) vs stock (fast) arithmetic,
+and the time to 98.9% test accuracy of the default vs the old default (``time_to_accuracy.py``).
 
     .venv/bin/python bench/train_speed.py [--images 20000] [--repeats 3] [--json bench/train_speed.json]
 
@@ -26,6 +27,8 @@ from lenet1 import idx, paths  # noqa: E402
 from lenet1.determinism import configure_environment, thread_count  # noqa: E402
 from lenet1.params import load_section  # noqa: E402
 
+import time_to_accuracy  # noqa: E402  (bench/, beside this script)
+
 WARMUP_IMAGES = 512  # first batches pay for lazy init and allocator growth; not timed
 
 
@@ -37,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=thread_count(), help="default: $LENET1_THREADS or every CPU (%(default)s)")
     parser.add_argument("--variant", default="full", choices=("full", "paper"))
     parser.add_argument("--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)")
+    parser.add_argument("--target", type=float, default=0.989, help="test accuracy for the time to accuracy (default %(default)s)")
+    parser.add_argument("--seeds", default="1", help="train.seed values for the time to accuracy (default %(default)s)")
+    parser.add_argument("--no-time-to-accuracy", dest="time_to_accuracy", action="store_false",
+                        help="skip the time to accuracy (minutes of training; needs `dvc repro split`)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     args.batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
@@ -137,8 +144,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  for size in sorted({16, train.batch_size})]
     modes = [{"batch_size": size, "exact": best(ours, size, args, True, lr), "fast": best(ours, size, args, False, lr)}
              for size in args.batch_sizes]
-    return {"settings": {"images": args.images, "repeats": args.repeats, "threads": args.threads, "lr": lr,
-                         "statistic": "best", "variant": args.variant}, "loops": loops, "modes": modes}
+    results = {"settings": {"images": args.images, "repeats": args.repeats, "threads": args.threads, "lr": lr,
+                            "statistic": "best", "variant": args.variant}, "loops": loops, "modes": modes}
+    if args.time_to_accuracy:
+        results["time_to_accuracy"] = time_to_accuracy.run(args)
+    return results
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -154,6 +164,8 @@ def format_table(results: dict[str, Any]) -> str:
         e, f = row["exact"], row["fast"]
         lines.append(f"{row['batch_size']:>5} {e['images_per_s']:>12,.0f} {f['images_per_s']:>11,.0f} "
                      f"{f['images_per_s'] / e['images_per_s'] - 1:>+10.0%}")
+    if "time_to_accuracy" in results:
+        lines += ["", time_to_accuracy.table(results["time_to_accuracy"])]
     return "\n".join(lines)
 
 
@@ -163,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: missing {', '.join(missing)} in {args.raw_dir}; run `dvc repro download` first (or pass --raw-dir)",
               file=sys.stderr)
+        return 1
+    if args.time_to_accuracy and (problem := time_to_accuracy.missing_data()):
+        print(f"error: {problem}; or pass --no-time-to-accuracy", file=sys.stderr)
         return 1
     configure_environment(args.threads)
     import torch

@@ -11,10 +11,10 @@ deterministic mode builds LeNet-1 from three kinds of operation only:
   CPU can change it, and no kernel has a multiply-add to fuse;
 - exact matrix products: both operands are cut into float64 pieces on a
   power-of-two grid (an Ozaki-style split) so short that every product and
-  partial sum inside a float64 GEMM is exact.  Any BLAS then returns the
-  same result, whatever its order, blocking, threads or FMA use; the pieces
-  are recombined in a fixed order.
-  Convolutions (im2col), linear layers, biases and every sum go through it;
+  partial sum inside a float64 GEMM or convolution is exact.  Any BLAS or
+  ATen kernel then returns the same result, whatever its order, blocking,
+  threads or FMA use; the pieces are recombined in a fixed order.
+  Convolutions, linear layers, biases and every sum go through it;
 - ``exp``, ``log``, ``tanh``, the cross-entropy and means from ``lenet1.elementary``.
 """
 from __future__ import annotations
@@ -110,57 +110,60 @@ def broadcast(x: Tensor, shape: torch.Size) -> Tensor:
     return _Broadcast.apply(x, tuple(shape))
 
 
-def _rows(x: Tensor, kernel: int) -> Tensor:
-    """A layer's inputs as rows, one per output unit: x itself, or its kernel x kernel patches (im2col)."""
-    if not kernel:
-        return x.flatten(1)
-    batch, maps, height, width = x.shape
-    x = x.contiguous()
-    s = x.stride()
-    patches = x.as_strided((batch, height - kernel + 1, width - kernel + 1, maps, kernel, kernel),
-                           (s[0], s[2], s[3], s[1], s[2], s[3]))
-    return patches.reshape(-1, maps * kernel * kernel)
-
-
 def _from_rows(rows: Tensor, shape: torch.Size, kernel: int) -> Tensor:
-    """Gradients of ``_rows``: col2im adds the overlapping patches in a fixed loop order."""
+    """x's gradient from one row per output unit: col2im adds the overlapping patches in a fixed loop order."""
     if not kernel:
         return rows.view(shape)
     columns = rows.view(shape[0], -1, rows.shape[1]).transpose(1, 2)
     return F.fold(columns, shape[2:], kernel)
 
 
-class _Affine(torch.autograd.Function):
-    """rows(x) @ weight.T + bias, exactly, where rows(x) is x or its im2col patches.
+def _conv_weight_grad(grad: Tensor, x: Tensor, kernel: int) -> Tensor:
+    """The sum over the batch and positions of grad x patch: aten's float64 convolution weight gradient."""
+    shape = (grad.shape[1], x.shape[1], kernel, kernel)
+    mask = [False, True, False]
+    return torch.ops.aten.convolution_backward(grad, x, x.new_zeros(shape), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask)[1]
 
-    x is put on one grid for the whole tensor before its patches are copied, and
-    the weight on another, so that one float64 GEMM is exact; the backward pass
-    cuts the output gradient into two slices, sized so that the weight gradient
-    (a sum over every row) is exact too.  Patches and weight grids are saved.
+
+class _Affine(torch.autograd.Function):
+    """x @ weight.T + bias, or a valid convolution of x with a ``kernel`` x kernel weight, exactly.
+
+    x is put on one grid for the whole tensor and the weight on another, so that
+    every product and partial sum of one float64 GEMM or convolution is exact,
+    whichever kernel ATen picks; the backward pass cuts the output gradient into
+    two slices, sized so that the weight gradient (a sum over every output unit)
+    and the input gradient rows (sums over the maps) are exact too.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, kernel: int) -> Tensor:
         x_bits = _bits_for(weight.shape[1])
-        rows = _rows(_split(x, x_bits, low=False)[0], kernel)
+        x_grid = _split(x, x_bits, low=False)[0]
         weight_grid = _split(weight, GRID_BITS, low=False)[0]
-        ctx.save_for_backward(rows, weight_grid)
-        ctx.x_bits, ctx.kernel, ctx.x_shape = x_bits, kernel, x.shape
-        return (rows @ weight_grid.t()).float() + bias
+        ctx.save_for_backward(x_grid, weight_grid)
+        ctx.x_bits, ctx.kernel = x_bits, kernel
+        if not kernel:
+            return (x_grid @ weight_grid.t()).float() + bias
+        out = F.conv2d(x_grid, weight_grid.view(weight.shape[0], x.shape[1], kernel, kernel))
+        return out.float() + bias.view(1, -1, 1, 1)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor, None]:
-        rows, weight_grid = ctx.saved_tensors
-        # Bits that keep both sums exact: over the N rows (weight gradient) and over the maps (input gradient).
-        bits = min(_bits_for(rows.shape[0], ctx.x_bits), _bits_for(grad.shape[1]))
-        high, low = _split(grad, bits)  # (N, maps) each
-        sliced = torch.cat([high, low], 1)
-        grad_weight = (sliced.t() @ rows).view(2, -1, rows.shape[1]).sum(0)
-        grad_bias = sliced.sum(0).view(2, -1).sum(0)  # multiples of one grid below 2**53: exact in any order
+        x_grid, weight_grid = ctx.saved_tensors
+        maps, kernel = weight_grid.shape[0], ctx.kernel
+        bits = min(_bits_for(grad.numel() // maps, ctx.x_bits), _bits_for(maps))
+        high, low = _split(grad, bits)
+        sliced = torch.cat([high, low], 1)  # maps along dim 1: (N, 2 maps) or (B, 2 maps, H, W)
+        if kernel:
+            grad_weight = _conv_weight_grad(sliced, x_grid, kernel).view(2, maps, -1).sum(0)
+            high, low = (part.permute(0, 2, 3, 1).reshape(-1, maps) for part in (high, low))
+        else:
+            grad_weight = (sliced.t() @ x_grid).view(2, maps, -1).sum(0)
+        grad_bias = sliced.sum((0, *range(2, sliced.dim()))).view(2, -1).sum(0)  # exact in any order too
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_rows = (torch.cat([high, low]) @ weight_grid).view(2, -1, rows.shape[1]).sum(0)
-            grad_x = _from_rows(grad_rows.float(), ctx.x_shape, ctx.kernel)
+            grad_rows = (torch.cat([high, low]) @ weight_grid).view(2, -1, weight_grid.shape[1]).sum(0)
+            grad_x = _from_rows(grad_rows.float(), x_grid.shape, kernel)
         return grad_x, grad_weight.float(), grad_bias.float(), None
 
 
@@ -170,11 +173,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """A valid 2-D convolution, stride 1, square kernel: im2col and an exact product."""
-    batch, _, height, width = x.shape
-    maps, _, kernel, _ = weight.shape
-    out = _Affine.apply(x, weight.reshape(maps, -1), bias, kernel)  # (B*L, maps)
-    return out.view(batch, height - kernel + 1, width - kernel + 1, maps).permute(0, 3, 1, 2)
+    """A valid 2-D convolution, stride 1, square kernel."""
+    return _Affine.apply(x, weight.reshape(weight.shape[0], -1), bias, weight.shape[2])
 
 
 def avg_pool2(x: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ def test_both_loops_train_the_same_model_on_the_same_images_to_the_same_loss(tmp
     raw, out = tmp_path / "raw", tmp_path / "speed.json"
     fake_mnist(raw, train=600, test=100)
     done = run_bench("--raw-dir", str(raw), "--images", "96", "--repeats", "1", "--batch-sizes", "16,32",
-                     "--threads", "1", "--json", str(out))
+                     "--threads", "1", "--no-time-to-accuracy", "--json", str(out))
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     for row in results["loops"]:
@@ -33,3 +33,32 @@ def test_both_loops_train_the_same_model_on_the_same_images_to_the_same_loss(tmp
 def test_bench_says_which_stage_makes_missing_data(tmp_path):
     done = run_bench("--raw-dir", str(tmp_path / "raw"))
     assert done.returncode == 1 and "dvc repro download" in done.stderr
+
+
+def time_to_accuracy_module():
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import time_to_accuracy
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return time_to_accuracy
+
+
+def test_time_to_accuracy_counts_training_seconds_until_the_first_epoch_at_the_target():
+    from tests.test_train import tiny_split, train_params
+
+    bench = time_to_accuracy_module()
+    train, test = tiny_split(64, 0), tiny_split(32, 1)
+    reached = bench.train_until(train_params(epochs=3), 1, train, test, target=0.0)
+    assert [row["epoch"] for row in reached["epochs"]] == [1, 2, 3]
+    assert reached["epoch_at_target"] == 1 and reached["seconds_to_target"] == reached["epochs"][0]["seconds"]
+    assert reached["seconds"] == reached["epochs"][-1]["seconds"] >= reached["seconds_to_target"]
+    never = bench.train_until(train_params(epochs=2), 1, train, test, target=1.01)
+    assert never["seconds_to_target"] is None and never["epoch_at_target"] is None
+    assert "| not reached | - |" in bench.table({"target": 1.01, "runs": [{"config": "tiny", **never}]})
+
+
+def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypatch):
+    bench = time_to_accuracy_module()
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    assert "run `dvc repro split` first" in bench.missing_data()
