@@ -101,6 +101,29 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _mean_ci(values: list[float], form: str) -> str:
+    from lenet1.stats import describe
+
+    if not values:
+        return "-"
+    d = describe(values)
+    return form.format(d["mean"]) + (f" [{form.format(d['ci95'][0])}, {form.format(d['ci95'][1])}]" if d["ci95"] else "")
+
+
+def summary(report: dict[str, Any]) -> str:
+    """Per config over its seeds: how many reach the target; mean and 95% t-interval of the seconds to it
+    (over the seeds that reach it), of the whole run's seconds and of the final test accuracy."""
+    lines = [f"| config | seeds reaching {report['target']:.1%} | seconds to it | total seconds | final test accuracy |",
+             "|---|---|---|---|---|"]
+    for config in dict.fromkeys(run["config"] for run in report["runs"]):
+        runs = [run for run in report["runs"] if run["config"] == config]
+        reached = [run["seconds_to_target"] for run in runs if run["seconds_to_target"] is not None]
+        lines.append(f"| {config} | {len(reached)} of {len(runs)} | {_mean_ci(reached, '{:.1f}')} | "
+                     f"{_mean_ci([run['seconds'] for run in runs], '{:.1f}')} | "
+                     f"{_mean_ci([100 * run['final_test_accuracy'] for run in runs], '{:.2f}%')} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if problem := missing_data():
@@ -109,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_environment(args.threads)  # before torch is imported
     report = run(args)
     print(table(report))
+    if len(args.seeds.split(",")) > 1:
+        print("\n" + summary(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

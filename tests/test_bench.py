@@ -55,10 +55,22 @@ def test_time_to_accuracy_counts_training_seconds_until_the_first_epoch_at_the_t
     assert reached["seconds"] == reached["epochs"][-1]["seconds"] >= reached["seconds_to_target"]
     never = bench.train_until(train_params(epochs=2), 1, train, test, target=1.01)
     assert never["seconds_to_target"] is None and never["epoch_at_target"] is None
-    assert "| not reached | - |" in bench.table({"target": 1.01, "runs": [{"config": "tiny", **never}]})
+    report = {"target": 1.01, "runs": [{"config": "tiny", **never}, {"config": "tiny", **reached}]}
+    assert "| not reached | - |" in bench.table(report)
+    # One of the two seeds reached it: its seconds alone, with no interval; the totals have one.
+    row = bench.summary(report).splitlines()[2]
+    assert row.startswith(f"| tiny | 1 of 2 | {reached['seconds_to_target']:.1f} | ") and row.count("[") == 2, row
 
 
 def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypatch):
     bench = time_to_accuracy_module()
     monkeypatch.setattr(bench, "ROOT", tmp_path)
     assert "run `dvc repro split` first" in bench.missing_data()
+
+
+def test_profile_step_lists_the_top_operations():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_step.py"), "--batch-size", "4", "--steps", "2", "--top", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "ATen operations per step" in lines[0] and len(lines) == 4 and all(line.startswith("aten::") for line in lines[1:])
