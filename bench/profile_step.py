@@ -1,9 +1,9 @@
 """The top ATen operations of one exact training step (``torch.profiler``, self CPU time).
 
-    .venv/bin/python bench/profile_step.py [--batch-size 32] [--threads 1] [--repo DIR]
+    .venv/bin/python bench/profile_step.py [--batch-size 32] [--threads 1] [--steps 100] [--top 8] [--repo DIR]
 
 Trains the default 'full' model on random 28x28 inputs: 20 warm-up steps, then
-100 profiled ones.  ``--repo`` imports ``lenet1`` from another checkout (e.g.
+``--steps`` profiled ones.  ``--repo`` imports ``lenet1`` from another checkout (e.g.
 a ``git worktree`` of an older commit) to compare before and after.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(event.self_cpu_time_total for event in events)
     aten = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)
     print(f"self CPU per step {total / args.steps / 1000:.2f} ms, "
-          f"{sum(e.count for e in aten) / args.steps:.0f} ATen operations per step")
+          f"{sum(e.count for e in aten) / args.steps:.0f} ATen calls per step (nested ones included)")
     for event in aten[: args.top]:
         print(f"{event.key:<32} {event.self_cpu_time_total / total:>6.1%} {event.count // args.steps:>4} per step")
     return 0

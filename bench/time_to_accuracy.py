@@ -115,12 +115,12 @@ def summary(report: dict[str, Any]) -> str:
     (over the seeds that reach it), of the whole run's seconds and of the final test accuracy."""
     lines = [f"| config | seeds reaching {report['target']:.1%} | seconds to it | total seconds | final test accuracy |",
              "|---|---|---|---|---|"]
-    for config in dict.fromkeys(run["config"] for run in report["runs"]):
-        runs = [run for run in report["runs"] if run["config"] == config]
-        reached = [run["seconds_to_target"] for run in runs if run["seconds_to_target"] is not None]
+    for config in dict.fromkeys(result["config"] for result in report["runs"]):
+        runs = [result for result in report["runs"] if result["config"] == config]
+        reached = [result["seconds_to_target"] for result in runs if result["seconds_to_target"] is not None]
         lines.append(f"| {config} | {len(reached)} of {len(runs)} | {_mean_ci(reached, '{:.1f}')} | "
-                     f"{_mean_ci([run['seconds'] for run in runs], '{:.1f}')} | "
-                     f"{_mean_ci([100 * run['final_test_accuracy'] for run in runs], '{:.2f}%')} |")
+                     f"{_mean_ci([result['seconds'] for result in runs], '{:.1f}')} | "
+                     f"{_mean_ci([100 * result['final_test_accuracy'] for result in runs], '{:.2f}%')} |")
     return "\n".join(lines)
 
 

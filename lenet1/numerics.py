@@ -119,20 +119,21 @@ def _from_rows(rows: Tensor, shape: torch.Size, kernel: int) -> Tensor:
 
 
 def _conv_weight_grad(grad: Tensor, x: Tensor, kernel: int) -> Tensor:
-    """The sum over the batch and positions of grad x patch: aten's float64 convolution weight gradient."""
-    shape = (grad.shape[1], x.shape[1], kernel, kernel)
-    mask = [False, True, False]
-    return torch.ops.aten.convolution_backward(grad, x, x.new_zeros(shape), None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, mask)[1]
+    """The sum over the batch and positions of grad x patch: ATen's float64 convolution weight gradient."""
+    weight = x.new_zeros(grad.shape[1], x.shape[1], kernel, kernel)  # read for its shape only
+    # bias sizes, stride, padding, dilation, transposed, output padding, groups; then the weight's gradient only
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False])[1]
 
 
 class _Affine(torch.autograd.Function):
     """x @ weight.T + bias, or a valid convolution of x with a ``kernel`` x kernel weight, exactly.
 
     x is put on one grid for the whole tensor and the weight on another, so that
-    every product and partial sum of one float64 GEMM or convolution is exact,
-    whichever kernel ATen picks; the backward pass cuts the output gradient into
-    two slices, sized so that the weight gradient (a sum over every output unit)
-    and the input gradient rows (sums over the maps) are exact too.
+    every product and partial sum of one float64 GEMM or convolution is exact
+    (ATen's float64 convolution is im2col and a GEMM, no Winograd or FFT; a test
+    checks it).  The backward pass cuts the output gradient into two slices, sized so that the weight
+    gradient (a sum over every output unit) and the input gradient rows (sums over the maps) are
+    exact too; col2im adds those rows in float32 in a fixed order.
     """
 
     @staticmethod
@@ -156,13 +157,15 @@ class _Affine(torch.autograd.Function):
         sliced = torch.cat([high, low], 1)  # maps along dim 1: (N, 2 maps) or (B, 2 maps, H, W)
         if kernel:
             grad_weight = _conv_weight_grad(sliced, x_grid, kernel).view(2, maps, -1).sum(0)
-            high, low = (part.permute(0, 2, 3, 1).reshape(-1, maps) for part in (high, low))
         else:
             grad_weight = (sliced.t() @ x_grid).view(2, maps, -1).sum(0)
         grad_bias = sliced.sum((0, *range(2, sliced.dim()))).view(2, -1).sum(0)  # exact in any order too
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_rows = (torch.cat([high, low]) @ weight_grid).view(2, -1, weight_grid.shape[1]).sum(0)
+            stacked = torch.cat([high, low])
+            if kernel:  # a row per output unit, as _from_rows takes them
+                stacked = stacked.permute(0, 2, 3, 1).reshape(-1, maps)
+            grad_rows = (stacked @ weight_grid).view(2, -1, weight_grid.shape[1]).sum(0)
             grad_x = _from_rows(grad_rows.float(), x_grid.shape, kernel)
         return grad_x, grad_weight.float(), grad_bias.float(), None
 
@@ -178,11 +181,8 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 def avg_pool2(x: Tensor) -> Tensor:
-    """2x2 average pooling, stride 2.
-
-    ATen's kernel adds each window's four inputs in one fixed scalar loop and
-    divides by 4 (exact); its gradient, grad / 4 into disjoint windows, is exact too.
-    """
+    """2x2 average pooling, stride 2: ATen adds each window's four inputs in one fixed scalar loop and
+    divides by 4 (exact); its gradient, grad / 4 into disjoint windows, is exact too."""
     return F.avg_pool2d(x, 2)
 
 

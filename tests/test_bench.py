@@ -60,6 +60,7 @@ def test_time_to_accuracy_counts_training_seconds_until_the_first_epoch_at_the_t
     # One of the two seeds reached it: its seconds alone, with no interval; the totals have one.
     row = bench.summary(report).splitlines()[2]
     assert row.startswith(f"| tiny | 1 of 2 | {reached['seconds_to_target']:.1f} | ") and row.count("[") == 2, row
+    assert "| tiny | 0 of 1 | - | " in bench.summary({"target": 1.01, "runs": [{"config": "tiny", **never}]})
 
 
 def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypatch):
@@ -73,4 +74,13 @@ def test_profile_step_lists_the_top_operations():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "ATen operations per step" in lines[0] and len(lines) == 4 and all(line.startswith("aten::") for line in lines[1:])
+    assert "ATen calls per step" in lines[0] and len(lines) == 4 and all(line.startswith("aten::") for line in lines[1:])
+
+
+def test_train_steps_runs_from_this_checkout_or_another(tmp_path):
+    script = ROOT / "bench" / "train_steps.py"
+    for extra in ([], ["--repo", str(ROOT)]):
+        done = subprocess.run([sys.executable, str(script), *extra, "4", "2", "1"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    missing = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path), "4", "2", "1"], capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0 and "lenet1" in missing.stderr

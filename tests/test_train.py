@@ -105,6 +105,15 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
     assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0))
 
 
+def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch):
+    seen, step = [], SGD.step
+    monkeypatch.setattr(SGD, "step", lambda self: (seen.append(self.lr), step(self)))
+    result = fit(train_params(epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5), tiny_split(64, 0),
+                 tiny_split(32, 1), log=lambda line: None)
+    assert seen == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]  # two steps of 32 digits per epoch
+    assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]
+
+
 def test_training_does_not_import_torch_dynamo():
     script = ("import sys; from tests.test_train import tiny_split, train_params; "
               "from lenet1.train import fit; fit(train_params(), tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None); "
