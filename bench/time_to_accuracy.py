@@ -92,12 +92,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
+    """A row per run; with several seeds, then ``summary``'s row per config."""
     lines = [f"| config | seed | seconds to {report['target']:.1%} | epoch | total seconds | final test accuracy |",
              "|---|---|---|---|---|---|"]
     for r in report["runs"]:
         reached = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None else "not reached"
         lines.append(f"| {r['config']} | {r['seed']} | {reached} | {r['epoch_at_target'] or '-'} | {r['seconds']:.1f} | "
                      f"{r['final_test_accuracy']:.2%} |")
+    if len({r["seed"] for r in report["runs"]}) > 1:
+        lines += ["", summary(report)]
     return "\n".join(lines)
 
 
@@ -132,8 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_environment(args.threads)  # before torch is imported
     report = run(args)
     print(table(report))
-    if len(args.seeds.split(",")) > 1:
-        print("\n" + summary(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

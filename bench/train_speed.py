@@ -167,8 +167,6 @@ def format_table(results: dict[str, Any]) -> str:
                      f"{f['images_per_s'] / e['images_per_s'] - 1:>+10.0%}")
     if "time_to_accuracy" in results:
         lines += ["", time_to_accuracy.table(results["time_to_accuracy"])]
-        if len(results["time_to_accuracy"]["runs"]) > 3:  # several seeds
-            lines += ["", time_to_accuracy.summary(results["time_to_accuracy"])]
     return "\n".join(lines)
 
 

@@ -1,9 +1,11 @@
-"""Train STEPS exact steps of the default 'full' model on random digits: a whole process to time from outside.
+"""Train STEPS exact steps of the default 'full' model on random digits: a whole process to time from
+outside, or with ``--profile`` the top ATen operations of those steps (torch.profiler, self CPU time).
 
-    .venv/bin/python bench/train_steps.py [--repo DIR] BATCH_SIZE STEPS THREADS
+    .venv/bin/python bench/train_steps.py [--repo DIR] [--profile] [--top 8] BATCH_SIZE STEPS THREADS
 
-For before/after timings of the step and of start-up, paired, e.g. with a worktree of an older commit:
+Before/after timings of the step and of start-up, paired, e.g. against a worktree of an older commit:
     farm-bench -n 4 --vs "python bench/train_steps.py --repo OLD 32 2000 2" -- python bench/train_steps.py 32 2000 2
+and its profile:  python bench/train_steps.py --profile 32 100 1   (after 20 untimed warm-up steps)
 64 batches of seeded random inputs are cycled through; lr 0.1.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="whose lenet1 (default: this checkout)")
+parser.add_argument("--profile", action="store_true", help="print the top ATen operations of the STEPS steps")
+parser.add_argument("--top", type=int, default=8, help="how many operations --profile prints (default %(default)s)")
 parser.add_argument("batch_size", type=int)
 parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
@@ -34,6 +38,24 @@ inputs = torch.randn(64 * batch, 1, 28, 28, generator=generator)
 labels = torch.randint(0, 10, (64 * batch,), generator=generator)
 model = build_model("full", 1, exact=True)
 optimizer, loss_fn = SGD(model.parameters(), lr=0.1), make_loss("cross_entropy", model)
-for step in range(args.steps):
-    chosen = slice(step % 64 * batch, (step % 64 + 1) * batch)
-    train_step(model, inputs[chosen], labels[chosen], optimizer, loss_fn)
+
+
+def train(steps: int) -> None:
+    for step in range(steps):
+        chosen = slice(step % 64 * batch, (step % 64 + 1) * batch)
+        train_step(model, inputs[chosen], labels[chosen], optimizer, loss_fn)
+
+
+if not args.profile:
+    train(args.steps)
+    sys.exit(0)
+train(20)  # warm-up: lazy initialisation and allocator growth stay out of the profile
+with torch.profiler.profile() as profile:
+    train(args.steps)
+events = profile.key_averages()
+total = sum(event.self_cpu_time_total for event in events)
+aten = sorted((e for e in events if e.key.startswith("aten::")), key=lambda e: -e.self_cpu_time_total)
+print(f"self CPU per step {total / args.steps / 1000:.2f} ms, "
+      f"{sum(e.count for e in aten) / args.steps:.0f} ATen calls per step (nested ones included)")
+for event in aten[: args.top]:
+    print(f"{event.key:<32} {event.self_cpu_time_total / total:>6.1%} {event.count // args.steps:>4} per step")

@@ -61,6 +61,9 @@ def test_time_to_accuracy_counts_training_seconds_until_the_first_epoch_at_the_t
     row = bench.summary(report).splitlines()[2]
     assert row.startswith(f"| tiny | 1 of 2 | {reached['seconds_to_target']:.1f} | ") and row.count("[") == 2, row
     assert "| tiny | 0 of 1 | - | " in bench.summary({"target": 1.01, "runs": [{"config": "tiny", **never}]})
+    assert "seeds reaching" not in bench.table(report)  # one seed: no summary
+    two_seeds = {"target": 1.01, "runs": [{"config": "tiny", **never}, {"config": "tiny", **never, "seed": 2}]}
+    assert bench.table(two_seeds).endswith(bench.summary(two_seeds))
 
 
 def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypatch):
@@ -69,8 +72,8 @@ def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypa
     assert "run `dvc repro split` first" in bench.missing_data()
 
 
-def test_profile_step_lists_the_top_operations():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "profile_step.py"), "--batch-size", "4", "--steps", "2", "--top", "3"],
+def test_train_steps_profile_lists_the_top_operations():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "train_steps.py"), "--profile", "--top", "3", "4", "2", "1"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
