@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}; or pass --no-time-to-accuracy", file=sys.stderr)
         return 1
     configure_environment(args.threads)
-    import torch
+    from lenet1.determinism import configure_torch  # as the stages do: threads, and freed buffers kept
 
-    torch.set_num_threads(args.threads)
+    configure_torch(args.threads)
     results = run(args)
     print(format_table(results))
     if args.json:

@@ -28,10 +28,11 @@ sys.path.insert(0, str(args.repo.resolve()))
 
 import torch  # noqa: E402
 
+from lenet1.determinism import configure_torch  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
 from lenet1.train import SGD, make_loss, train_step  # noqa: E402
 
-torch.set_num_threads(args.threads)
+configure_torch(args.threads)  # as the train stage does (--repo's own version)
 generator = torch.Generator().manual_seed(0)
 batch = args.batch_size
 inputs = torch.randn(64 * batch, 1, 28, 28, generator=generator)

@@ -107,3 +107,27 @@ def test_same_weights_on_emulated_intel_amd_and_arm64(cpu, variant, loss, steps)
         pytest.skip(f"no emulator for {cpu} here (see ../shared/cpu-emulation/README.md)")
     native = probe([sys.executable], variant, loss, steps)
     assert probe(command, variant, loss, steps, env={"PYTHON": sys.executable}) == native, cpu
+
+
+MALLINFO_CHECK = """
+import ctypes, sys
+import torch
+from lenet1.determinism import keep_freed_memory
+class MallInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo
+if sys.argv[1] == "keep":
+    assert keep_freed_memory()
+before = libc.mallinfo2().hblks
+buffer = torch.empty(20 * 2**20 // 4)  # 20 MiB, like a large im2col buffer
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallinfo2")
+@pytest.mark.parametrize("mode, new_mappings", [("keep", "0"), ("default", "1")])
+def test_freed_buffers_are_kept_in_the_heap(mode, new_mappings):
+    # The default case is the control: without keep_freed_memory glibc maps a 20 MiB block afresh.
+    result = subprocess.run([sys.executable, "-c", MALLINFO_CHECK, mode], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == new_mappings
