@@ -110,21 +110,6 @@ def broadcast(x: Tensor, shape: torch.Size) -> Tensor:
     return _Broadcast.apply(x, tuple(shape))
 
 
-def _from_rows(rows: Tensor, shape: torch.Size, kernel: int) -> Tensor:
-    """x's gradient from one row per output unit: col2im adds the overlapping patches in a fixed loop order."""
-    if not kernel:
-        return rows.view(shape)
-    columns = rows.view(shape[0], -1, rows.shape[1]).transpose(1, 2)
-    return F.fold(columns, shape[2:], kernel)
-
-
-def _conv_weight_grad(grad: Tensor, x: Tensor, kernel: int) -> Tensor:
-    """The sum over the batch and positions of grad x patch: ATen's float64 convolution weight gradient."""
-    weight = x.new_zeros(grad.shape[1], x.shape[1], kernel, kernel)  # read for its shape only
-    # bias sizes, stride, padding, dilation, transposed, output padding, groups; then the weight's gradient only
-    return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False])[1]
-
-
 class _Affine(torch.autograd.Function):
     """x @ weight.T + bias, or a valid convolution of x with a ``kernel`` x kernel weight, exactly.
 
@@ -132,8 +117,9 @@ class _Affine(torch.autograd.Function):
     every product and partial sum of one float64 GEMM or convolution is exact
     (ATen's float64 convolution is im2col and a GEMM, no Winograd or FFT; a test
     checks it).  The backward pass cuts the output gradient into two slices, sized so that the weight
-    gradient (a sum over every output unit) and the input gradient rows (sums over the maps) are
-    exact too; col2im adds those rows in float32 in a fixed order.
+    gradient (a sum over every output unit) and the input gradient (a sum over the maps and the
+    kernel's positions) are exact too, each slice's in one float64 convolution backward; the two
+    slices' results are then added and rounded to float32 once.
     """
 
     @staticmethod
@@ -152,21 +138,24 @@ class _Affine(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor, None]:
         x_grid, weight_grid = ctx.saved_tensors
         maps, kernel = weight_grid.shape[0], ctx.kernel
-        bits = min(_bits_for(grad.numel() // maps, ctx.x_bits), _bits_for(maps))
+        bits = min(_bits_for(grad.numel() // maps, ctx.x_bits), _bits_for(maps * max(kernel, 1) ** 2))
         high, low = _split(grad, bits)
         sliced = torch.cat([high, low], 1)  # maps along dim 1: (N, 2 maps) or (B, 2 maps, H, W)
         if kernel:
-            grad_weight = _conv_weight_grad(sliced, x_grid, kernel).view(2, maps, -1).sum(0)
+            weight_shape = (2 * maps, x_grid.shape[1], kernel, kernel)
+            grad_weight = F.grad.conv2d_weight(x_grid, weight_shape, sliced).view(2, maps, -1).sum(0)
         else:
             grad_weight = (sliced.t() @ x_grid).view(2, maps, -1).sum(0)
         grad_bias = sliced.sum((0, *range(2, sliced.dim()))).view(2, -1).sum(0)  # exact in any order too
         grad_x = None
         if ctx.needs_input_grad[0]:
-            stacked = torch.cat([high, low])
-            if kernel:  # a row per output unit, as _from_rows takes them
-                stacked = stacked.permute(0, 2, 3, 1).reshape(-1, maps)
-            grad_rows = (stacked @ weight_grid).view(2, -1, weight_grid.shape[1]).sum(0)
-            grad_x = _from_rows(grad_rows.float(), x_grid.shape, kernel)
+            stacked = torch.cat([high, low])  # as two batches: a sum mixing both grids would not be exact
+            if kernel:  # a GEMM, then col2im adds the kernel's overlaps in float64
+                shape = (2 * x_grid.shape[0], *x_grid.shape[1:])
+                stacked = F.grad.conv2d_input(shape, weight_grid.view(maps, -1, kernel, kernel), stacked)
+            else:
+                stacked = stacked @ weight_grid
+            grad_x = stacked.view(2, *x_grid.shape).sum(0).float()
         return grad_x, grad_weight.float(), grad_bias.float(), None
 
 
