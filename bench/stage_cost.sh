@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wall time (best of 3) of each stage with a tiny training config (1 epoch, 300 digits), in directory $1
 # (default: here), with the venv active: what an experiment pays beyond training.  Needs `dvc repro` done
-# first; it rewrites the outputs, so restore them afterwards: git checkout -- metrics plots && dvc checkout
+# first; it rewrites the outputs, so restore them afterwards: git checkout -- metrics plots && dvc checkout --force
 cd "${1:-.}"
 cp params.yaml /tmp/params.keep.$$
 trap 'cp /tmp/params.keep.$$ params.yaml' EXIT  # params.yaml back even if a stage fails
