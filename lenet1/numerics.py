@@ -116,10 +116,10 @@ class _Affine(torch.autograd.Function):
     x is put on one grid for the whole tensor and the weight on another, so that
     every product and partial sum of one float64 GEMM or convolution is exact
     (ATen's float64 convolution is im2col and a GEMM, no Winograd or FFT; a test
-    checks it).  The backward pass cuts the output gradient into two slices, sized so that the weight
-    gradient (a sum over every output unit) and the input gradient (a sum over the maps and the
-    kernel's positions) are exact too, each slice's in one float64 convolution backward; the two
-    slices' results are then added and rounded to float32 once.
+    checks it).  The backward pass cuts the output gradient into two slices, sized so that each
+    slice's weight gradient (a sum over every output unit) and input gradient (a sum over the maps
+    and the kernel's positions) are exact too; the two slices' results are then added in float64
+    and converted to float32, the same two roundings on every machine.
     """
 
     @staticmethod
@@ -140,22 +140,23 @@ class _Affine(torch.autograd.Function):
         maps, kernel = weight_grid.shape[0], ctx.kernel
         bits = min(_bits_for(grad.numel() // maps, ctx.x_bits), _bits_for(maps * max(kernel, 1) ** 2))
         high, low = _split(grad, bits)
-        sliced = torch.cat([high, low], 1)  # maps along dim 1: (N, 2 maps) or (B, 2 maps, H, W)
+        by_maps = torch.cat([high, low], 1)  # the slices as extra maps: (N, 2 maps) or (B, 2 maps, H, W)
         if kernel:
             weight_shape = (2 * maps, x_grid.shape[1], kernel, kernel)
-            grad_weight = F.grad.conv2d_weight(x_grid, weight_shape, sliced).view(2, maps, -1).sum(0)
+            grad_weight = F.grad.conv2d_weight(x_grid, weight_shape, by_maps)
         else:
-            grad_weight = (sliced.t() @ x_grid).view(2, maps, -1).sum(0)
-        grad_bias = sliced.sum((0, *range(2, sliced.dim()))).view(2, -1).sum(0)  # exact in any order too
+            grad_weight = by_maps.t() @ x_grid
+        grad_weight = grad_weight.view(2, maps, -1).sum(0)
+        grad_bias = by_maps.sum((0, *range(2, by_maps.dim()))).view(2, -1).sum(0)  # exact in any order too
         grad_x = None
         if ctx.needs_input_grad[0]:
-            stacked = torch.cat([high, low])  # as two batches: a sum mixing both grids would not be exact
-            if kernel:  # a GEMM, then col2im adds the kernel's overlaps in float64
+            by_batch = torch.cat([high, low])  # the slices as extra batch entries: no sum mixes the two grids
+            if kernel:  # a GEMM, then col2im adds the kernel's overlaps, exactly, in float64
                 shape = (2 * x_grid.shape[0], *x_grid.shape[1:])
-                stacked = F.grad.conv2d_input(shape, weight_grid.view(maps, -1, kernel, kernel), stacked)
+                grad_x64 = F.grad.conv2d_input(shape, weight_grid.view(maps, -1, kernel, kernel), by_batch)
             else:
-                stacked = stacked @ weight_grid
-            grad_x = stacked.view(2, *x_grid.shape).sum(0).float()
+                grad_x64 = by_batch @ weight_grid
+            grad_x = grad_x64.view(2, *x_grid.shape).sum(0).float()
         return grad_x, grad_weight.float(), grad_bias.float(), None
 
 

@@ -36,3 +36,29 @@ def test_exact_linear_and_its_gradients(batch):
     x = torch.randn(batch, 192, generator=generator)
     weight, bias = torch.randn(10, 192, generator=generator) * 0.1, torch.randn(10, generator=generator)
     gradients_against_float64(numerics.linear, F.linear, x, weight, bias)
+
+
+def test_convolution_input_gradient_does_not_depend_on_summation_order():
+    """The input gradient's sums are exact, so another order (a loop over kernel positions, maps reversed)
+    on the same grids gives the same bits; a rounding inside the sum would show here."""
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, 12, 12, generator=generator).requires_grad_()
+    weight, bias = torch.randn(12, 4, 5, 5, generator=generator) * 0.2, torch.zeros(12)
+    upstream = torch.randn(3, 12, 8, 8, generator=generator)
+    upstream[0, :, 0, 0] = upstream.abs().max()  # the largest terms at once: the grid's bound is reached
+    (got,) = torch.autograd.grad(numerics.conv2d(x, weight, bias), x, upstream)
+
+    bits = min(numerics._bits_for(upstream.numel() // 12, numerics._bits_for(100)), numerics._bits_for(12 * 25))
+    weight_grid = numerics._split(weight.reshape(12, -1), numerics.GRID_BITS, low=False)[0].view(12, 4, 5, 5)
+    flipped_maps = weight_grid.flip(0)
+
+    def input_gradient(slice_: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(3, 4, 12, 12, dtype=torch.float64)
+        for row in reversed(range(5)):
+            for column in range(5):
+                terms = torch.einsum("bohw,oc->bchw", slice_.flip(1), flipped_maps[:, :, row, column])
+                total[:, :, row:row + 8, column:column + 8] += terms
+        return total
+
+    high, low = numerics._split(upstream, bits)
+    assert torch.equal(got, (input_gradient(high) + input_gradient(low)).float())
