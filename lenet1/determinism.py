@@ -21,8 +21,7 @@ from lenet1.errors import InputError
 # What deterministic mode is tested to reproduce bit for bit (README, "Bit-exact reproducibility").
 COVERED_SYSTEMS = {("Linux", "x86_64"), ("Linux", "aarch64")}
 PINNED_TORCH = "2.14.1"
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-HEAP_BLOCK_MAX = 32 * 2**20  # glibc's largest mmap threshold on 64-bit
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 TRIM_NEVER = 2**31 - 1  # mallopt takes an int: the largest keeps the heap's free top for reuse
 
 
@@ -56,12 +55,13 @@ def configure_torch(threads: int) -> None:
 
 
 def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed blocks of up to 32 MiB for reuse instead of returning them to the kernel.
+    """Ask glibc to serve every block from its heap and keep freed ones for reuse, never returning them.
 
     Each exact step frees and reallocates the same float64 buffers of a few MiB (im2col, gradient
-    slices).  Above glibc's default threshold each one is a fresh mmap whose pages the kernel faults
-    in and zeroes again: 6-14% of a training run here (bench/README.md), for 15-45 MiB more peak
-    memory.  Arithmetic is untouched.  False, and nothing done, where the C library is not glibc.
+    slices), an evaluation batch of 1,000 digits some of 100 MiB.  Above glibc's default threshold
+    each one is a fresh mmap whose pages the kernel faults in and zeroes again: 6-14% of a training
+    run here, a third of an evaluation pass (bench/README.md).  Arithmetic is untouched.  False, and
+    nothing done, where the C library is not glibc.
     """
     if platform.libc_ver()[0] != "glibc":
         return False
@@ -69,7 +69,7 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
 
 
 def cpu_info(keys: tuple[str, ...]) -> str:

@@ -120,7 +120,7 @@ libc.mallinfo2.restype = MallInfo
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 before = libc.mallinfo2().hblks
-buffer = torch.empty(20 * 2**20 // 4)  # 20 MiB, like a large im2col buffer
+buffer = torch.empty(120 * 2**20 // 4)  # 120 MiB, like the im2col of an evaluation batch
 print(libc.mallinfo2().hblks - before)
 """
 
@@ -136,7 +136,7 @@ def glibc_with_mallinfo2() -> bool:
 @pytest.mark.skipif(not glibc_with_mallinfo2(), reason="needs glibc >= 2.33 (mallinfo2)")
 @pytest.mark.parametrize("mode, new_mappings", [("keep", "0"), ("default", "1")])
 def test_freed_buffers_are_kept_in_the_heap(mode, new_mappings):
-    # The default case is the control: without keep_freed_memory glibc maps a 20 MiB block afresh.
+    # The default case is the control: without keep_freed_memory glibc maps a 120 MiB block afresh.
     # Another allocator (LD_PRELOAD) or malloc tunables would change the control, so none is passed on.
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     result = subprocess.run([sys.executable, "-c", MALLINFO_CHECK, mode], cwd=ROOT, env=env, capture_output=True, text=True,
