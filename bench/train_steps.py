@@ -11,7 +11,6 @@ and its profile:  python bench/train_steps.py --profile 32 100 1   (after 20 unt
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -23,12 +22,12 @@ parser.add_argument("batch_size", type=int)
 parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
 args = parser.parse_args()
-os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)  # before torch is imported
 sys.path.insert(0, str(args.repo.resolve()))
+from lenet1.determinism import configure_environment, configure_torch  # noqa: E402
 
+configure_environment(args.threads)  # before torch is imported, as the stages do
 import torch  # noqa: E402
 
-from lenet1.determinism import configure_torch  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
 from lenet1.train import SGD, make_loss, train_step  # noqa: E402
 
