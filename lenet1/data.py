@@ -126,6 +126,14 @@ def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path
     write_json(out_dir / "stats.json", split_stats(splits))
 
 
+def first_digits(images: torch.Tensor, labels: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``count`` digits of a split (``train.train_subset``; 0 = all of them)."""
+    if count > len(labels):
+        raise InputError(f"train.train_subset is {count}, but the training split has {len(labels)} digits "
+                         f"({MNIST_TRAIN_SIZE} - split.val_size); set it to at most {len(labels)}, or 0 for all")
+    return (images[:count], labels[:count]) if count else (images, labels)
+
+
 class Digits(NamedTuple):
     images: torch.Tensor  # uint8 (N, 28, 28)
     labels: torch.Tensor  # int64 (N,)

@@ -60,7 +60,7 @@ def keep_freed_memory() -> bool:
     Each exact step frees and reallocates the same float64 buffers of a few MiB (im2col, gradient
     slices), an evaluation batch of 1,000 digits some of 100 MiB.  Above glibc's default threshold
     each one is a fresh mmap whose pages the kernel faults in and zeroes again: 6-14% of a training
-    run here, a third of an evaluation pass (bench/README.md).  Arithmetic is untouched.  False, and
+    run here, about 40% of an evaluation pass (bench/README.md).  Arithmetic is untouched.  False, and
     nothing done, where the C library is not glibc.
     """
     if platform.libc_ver()[0] != "glibc":

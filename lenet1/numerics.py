@@ -14,7 +14,9 @@ deterministic mode builds LeNet-1 from three kinds of operation only:
   partial sum inside a float64 GEMM or convolution is exact.  Any BLAS or
   ATen kernel then returns the same result, whatever its order, blocking,
   threads or FMA use; the pieces are recombined in a fixed order.
-  Convolutions, linear layers, biases and every sum go through it;
+  Convolutions, linear layers and the gradient sums of broadcasts go through
+  it; bias gradients and the pieces' recombination are plain sums, exact
+  because their terms stay on the same grids;
 - ``exp``, ``log``, ``tanh``, the cross-entropy and means from ``lenet1.elementary``.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read and validate ``params.yaml`` before any stage does work.
 
-DVC's ``exp run --set-param`` silently adds a key that does not exist, so a
-typo such as ``train.lrr=0.1`` would otherwise be ignored.  Each section is a
+DVC's ``exp run --set-param +train.lrr=0.1`` adds a key that does not exist, and
+no stage but validate reads it, so such a typo would otherwise be ignored.  Each section is a
 frozen dataclass defined by the code that owns it (``download.DownloadParams``,
 ``data.SplitParams``, ``train.TrainParams``, ``evaluate.EvaluateParams``); each
 field carries its ``Rule``, and a choice's rule reads the owner's list of

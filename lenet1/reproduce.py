@@ -6,8 +6,8 @@ The promise is bit for bit, deterministic mode, Linux x86-64 (Intel, AMD) or
 arm64 with the pinned torch; elsewhere the check says so: use --tolerance.
 The tree must be clean (the run rewrites dvc.lock and the outputs, and leaves
 them for inspection: `git checkout dvc.lock metrics plots && dvc checkout`
-restores HEAD's).  Every stage reruns; `git diff HEAD -- dvc.lock` then says
-whether anything changed, and each changed stage entry (output, dependency,
+restores HEAD's).  Every stage reruns; the new dvc.lock is then compared with
+HEAD's entry by entry, and each changed stage entry (output, dependency,
 param, command) is named.  With --tolerance, outputs of train, evaluate and
 plot may differ if every metric `dvc metrics diff --json HEAD` reports is
 close: accuracies and error rates within A (absolute, default 0.002), losses

@@ -5,13 +5,14 @@
     python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
     python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
     python -m lenet1.summarize --json results/seeds.json --md-out results/seeds.md
-    python -m lenet1.summarize --all --compare train.variant=paper@3ff979f default@3ff979f
+    python -m lenet1.summarize --all --compare train.variant=paper@3ff979f default@3ff979f --compare-out results/paper_vs_default.json
 
 Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95% Student-t interval of the test
 accuracy, min/max and mean errors; a group of one run has no interval.  Failed, queued and running
 experiments are listed, never counted.  Runs pool across machines only inside the bit-exact promise
 (``metrics/platform.json``); a run outside it pools only with runs of the same platform and threads.
-``--compare A B`` pairs two groups' runs by seed: a paired t-test, and McNemar's exact test per pair.
+``--compare A B`` pairs two groups' runs by seed: a paired t-test, and McNemar's exact test per pair
+(printed as JSON, and written to ``--compare-out``).
 Exit status: 0 done, 1 nothing to summarise or an unknown group.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 from typing import Any
 
 from lenet1 import paths
+from lenet1.outputs import write_atomic
 from lenet1.stats import describe, mcnemar
 
 SEED_KEYS = ("train.seed", "split.seed")
@@ -167,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write the groups as JSON to PATH (- for stdout)")
     parser.add_argument("--md-out", metavar="PATH", help="write the Markdown table to PATH")
     parser.add_argument("--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="paired tests between two groups")
+    parser.add_argument("--compare-out", metavar="PATH", help="also write --compare's JSON to PATH")
     args = parser.parse_args(argv)
+    if args.compare_out and not args.compare:
+        parser.error("--compare-out needs --compare GROUP_A GROUP_B")
     show = json.loads(subprocess.run(["dvc", "exp", "show", "--json", *(["-A"] if args.all else [])],
                                      capture_output=True, text=True, check=True).stdout)
     try:
@@ -189,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.md_out:
             open(args.md_out, "w").write(table + "\n")
         if args.compare:
-            print(json.dumps(compare(groups, *args.compare), indent=2))
+            text = json.dumps(compare(groups, *args.compare), indent=2) + "\n"
+            print(text, end="")
+            if args.compare_out:
+                write_atomic(args.compare_out, text.encode())
     except SummaryError as err:
         print(f"summarize: error: {err}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ from stages.runner import run
 def main() -> None:
     threads = thread_count()
     configure_environment(threads)  # before `import torch`, which reads the thread variables
-    from lenet1.data import load_split, to_inputs
+    from lenet1.data import first_digits, load_split, to_inputs
     from lenet1.determinism import configure_torch
     from lenet1.evaluate import EvaluateParams
     from lenet1.model import count_parameters, save_model
@@ -24,8 +24,7 @@ def main() -> None:
     if config.deterministic and platform_note():
         print(f"train: warning: {platform_note()}", flush=True)
     images, labels, kind = load_split(paths.PREPARED_DIR / "train.pt")
-    if config.train_subset:
-        images, labels = images[: config.train_subset], labels[: config.train_subset]
+    images, labels = first_digits(images, labels, config.train_subset)
     train = Split(to_inputs(images, kind), labels)
     val_images, val_labels, kind = load_split(paths.PREPARED_DIR / "val.pt")
     val = Split(to_inputs(val_images, kind), val_labels)

@@ -7,7 +7,7 @@ import torch
 
 from lenet1.data import load_split, to_inputs
 from lenet1.errors import InputError
-from lenet1.data import class_quotas, make_splits, stratified_indices, write_splits
+from lenet1.data import class_quotas, first_digits, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
 
 
@@ -109,3 +109,22 @@ def test_paper16_is_written_and_read_back_as_such(tmp_path):
     write_splits(make_splits(tmp_path / "raw", 50, seed=0, kind="paper16"), tmp_path / "prepared", "paper16")
     images, labels, kind = load_split(tmp_path / "prepared" / "test.pt")
     assert kind == "paper16" and images.shape[1:] == (28, 28)
+
+
+def test_first_digits_takes_a_prefix_and_refuses_more_than_the_split_has():
+    images, labels = torch.arange(50).view(5, 10), torch.arange(5)
+    assert first_digits(images, labels, 0)[1].tolist() == [0, 1, 2, 3, 4]
+    assert first_digits(images, labels, 3)[1].tolist() == [0, 1, 2] and first_digits(images, labels, 3)[0].shape == (3, 10)
+    assert first_digits(images, labels, 5)[1].tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(InputError, match=r"train.train_subset is 6, but the training split has 5 digits .*at most 5, or 0"):
+        first_digits(images, labels, 6)
+
+
+def test_train_stage_refuses_a_subset_larger_than_the_split_before_writing(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    write_splits(make_splits(tmp_path / "raw", 100, seed=0), tmp_path / "data" / "prepared")  # 500 training digits
+    write_params(tmp_path, train={"train_subset": 501, "epochs": 1})
+    result = run_stage("train", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "train.train_subset is 501, but the training split has 500 digits" in result.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()

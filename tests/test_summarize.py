@@ -116,3 +116,25 @@ def test_committed_seed_results_are_consistent():
         if group["n"] > 1:
             assert group["std"] == pytest.approx(recomputed["std"])
             assert group["ci95"] == pytest.approx(recomputed["ci95"])
+
+
+def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from lenet1 import summarize
+
+    other_commit = state("b" * 40, params(), 0.97, 300, "old")
+    other_commit["experiments"] = [exp("d1", "o1", 0.97, 300, seed=1), exp("d2", "o2", 0.98, 200, seed=2)]
+    document = show([exp("c1", "s1", 0.99, 100, seed=1), exp("c2", "s2", 0.991, 90, seed=2)], [other_commit])
+    monkeypatch.setattr(summarize.subprocess, "run", lambda *a, **k: SimpleNamespace(stdout=json.dumps(document)))
+    monkeypatch.setattr(summarize, "predictions_correct", lambda rev: [rev.startswith("c"), True, rev == "d2"])
+    out = tmp_path / "comparison.json"
+    assert summarize.main(["--all", "--compare", "default@a", "default@b", "--compare-out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed[printed.index("\n{") + 1:] == out.read_text()  # the JSON after the table, as written
+    written = json.loads(out.read_text())
+    assert written["first"] == "default@a" and written["second"] == "default@b"
+    assert written["mean_difference"] == pytest.approx(((0.99 - 0.97) + (0.991 - 0.98)) / 2)
+    assert [pair["only_first_right"] for pair in written["mcnemar"]] == [1, 1]
+    with pytest.raises(SystemExit):
+        summarize.main(["--compare-out", str(out)])
