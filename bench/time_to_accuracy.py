@@ -26,18 +26,44 @@ sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not
 
 from lenet1 import paths  # noqa: E402
 from lenet1.determinism import configure_environment, thread_count  # noqa: E402
+from lenet1.outputs import write_atomic  # noqa: E402
 from lenet1.params import load_section  # noqa: E402
 
 OLD_DEFAULT = {"epochs": 12, "batch_size": 16, "lr": 0.3, "schedule": "cosine"}  # params.yaml at 531ce9d
 
 
+def int_list(text: str, low: int = 0) -> list[int]:
+    """``"1,2,3"`` as [1, 2, 3]: an argparse type, each value at least ``low``."""
+    try:
+        values = [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers, e.g. 1,2,3") from None
+    if min(values) < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: each value must be at least {low}")
+    return values
+
+
+def threads_or_default(parser: argparse.ArgumentParser, threads: int | None) -> int:
+    """--threads if given (at least 1), else $LENET1_THREADS or every CPU; a bad value is a usage error."""
+    from lenet1.errors import InputError
+
+    if threads is not None and threads < 1:
+        parser.error("--threads must be >= 1")
+    try:
+        return threads or thread_count()
+    except InputError as err:
+        parser.error(str(err))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", type=float, default=0.989, help="test accuracy to reach (default %(default)s)")
-    parser.add_argument("--seeds", default="1", help="comma-separated train.seed values (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=thread_count(), help="default: $LENET1_THREADS or every CPU (%(default)s)")
+    parser.add_argument("--seeds", type=int_list, default=[1], help="comma-separated train.seed values (default 1)")
+    parser.add_argument("--threads", type=int, help="default: $LENET1_THREADS or every CPU")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.threads = threads_or_default(parser, args.threads)
+    return args
 
 
 def train_until(config: Any, seed: int, train: Any, test: Any, target: float) -> dict[str, Any]:
@@ -84,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         splits[name] = Split(to_inputs(images, kind), labels)
     results = []
     for name, config in configs.items():
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in args.seeds:
             print(f"training {name}, seed {seed}: {config.epochs} epochs, batch {config.batch_size}", flush=True)
             results.append({"config": name, **train_until(config, seed, splits["train"], splits["test"], args.target)})
     return {"target": args.target, "threads": args.threads, "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
@@ -136,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     report = run(args)
     print(table(report))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_atomic(args.json, (json.dumps(report, indent=2) + "\n").encode())
     return 0
 
 

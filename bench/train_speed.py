@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
 
 from lenet1 import idx, paths  # noqa: E402
-from lenet1.determinism import configure_environment, thread_count  # noqa: E402
+from lenet1.determinism import configure_environment  # noqa: E402
+from lenet1.outputs import write_atomic  # noqa: E402
 from lenet1.params import load_section  # noqa: E402
 
 import time_to_accuracy  # noqa: E402  (bench/, beside this script)
@@ -37,19 +38,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=20000, help="images per timing (default %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per case; the best counts (default %(default)s)")
-    parser.add_argument("--batch-sizes", default="16,64,128", help="exact vs fast at these batch sizes (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=thread_count(), help="default: $LENET1_THREADS or every CPU (%(default)s)")
+    parser.add_argument("--batch-sizes", type=lambda text: time_to_accuracy.int_list(text, 1), default=[16, 64, 128],
+                        help="exact vs fast at these batch sizes (default 16,64,128)")
+    parser.add_argument("--threads", type=int, help="default: $LENET1_THREADS or every CPU")
     parser.add_argument("--variant", default="full", choices=("full", "paper"))
     parser.add_argument("--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)")
     parser.add_argument("--target", type=float, default=0.989, help="test accuracy for the time to accuracy (default %(default)s)")
-    parser.add_argument("--seeds", default="1", help="comma-separated train.seed values for the time to accuracy (default %(default)s)")
+    parser.add_argument("--seeds", type=time_to_accuracy.int_list, default=[1],
+                        help="comma-separated train.seed values for the time to accuracy (default 1)")
     parser.add_argument("--no-time-to-accuracy", dest="time_to_accuracy", action="store_false",
                         help="skip the time to accuracy (minutes of training; needs `dvc repro split`)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
-    args.batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
-    if min(args.images, args.repeats, args.threads, *args.batch_sizes) < 1:
-        parser.error("--images, --repeats, --threads and --batch-sizes must be >= 1")
+    args.threads = time_to_accuracy.threads_or_default(parser, args.threads)
+    if min(args.images, args.repeats) < 1:
+        parser.error("--images and --repeats must be >= 1")
     return args
 
 
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args)
     print(format_table(results))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_atomic(args.json, (json.dumps(results, indent=2) + "\n").encode())
     return 0
 
 

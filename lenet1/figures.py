@@ -55,14 +55,21 @@ def plot_curves(history: list[dict[str, Any]], metric: str, title: str, path: Pa
 
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The per-epoch rows written by the train stage."""
+    rerun = "rerun training with `dvc repro -f -s train`"
     try:
         with open(path, newline="") as handle:
             rows = list(csv.DictReader(handle))
+        history = [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()} for row in rows]
     except FileNotFoundError:
         raise MissingInput(f"{path}: not found; run `dvc repro train` first") from None
-    if not rows:
-        raise InputError(f"{path}: no epochs recorded; rerun training with `dvc repro -f -s train`")
-    return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()} for row in rows]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:  # a merge conflict, a cut or foreign file
+        raise InputError(f"{path}: not a training history ({err}); {rerun}") from None
+    if not history:
+        raise InputError(f"{path}: no epochs recorded; {rerun}")
+    missing = sorted({"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"} - set(history[0]))
+    if missing:
+        raise InputError(f"{path}: no column {', '.join(missing)}; {rerun}")
+    return history
 
 
 def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Path) -> None:

@@ -80,6 +80,14 @@ def _has_kind(value: Any, kind: str) -> bool:
     raise AssertionError(f"unknown rule kind {kind}")
 
 
+def _yaml_number_hint(value: Any) -> str:
+    # YAML 1.1 reads 1e-3 (no dot) as a string; DVC's -S writes 0.001, but a hand edit may not.
+    try:
+        return f" (YAML reads {value} as text: write {float(value)!r})" if isinstance(value, str) and float(value) else ""
+    except ValueError:
+        return ""
+
+
 def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[str], dict[str, Any]]:
     values = raw.get(name)
     if not isinstance(values, dict):
@@ -92,7 +100,8 @@ def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[
         if key not in values:
             errors.append(f"{source}: missing key '{name}.{key}': expected {rule.expect}")
         elif not _has_kind(values[key], rule.kind) or not rule.check(values[key]):
-            errors.append(f"{source}: bad value for '{name}.{key}': got {values[key]!r}, expected {rule.expect}")
+            hint = _yaml_number_hint(values[key]) if rule.kind == "float" else ""
+            errors.append(f"{source}: bad value for '{name}.{key}': got {values[key]!r}, expected {rule.expect}{hint}")
         else:
             value = values[key]
             typed[key] = float(value) if rule.kind == "float" else tuple(value) if rule.kind == "str_list" else value
@@ -127,6 +136,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key must be a plain name, not a {type(key).__name__}", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' appears twice in one mapping; keep one", key_node.start_mark)
@@ -143,6 +155,8 @@ def read_params(path: str | Path = "params.yaml") -> Any:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not UTF-8 text; save it as UTF-8") from None
 
 
 def load_section(path: str | Path, name: str, cls: type[Section]) -> Section:

@@ -29,6 +29,7 @@ import yaml
 
 from lenet1 import paths
 from lenet1.determinism import platform_note
+from lenet1.outputs import write_atomic
 
 TOLERANT_STAGES = ("train", "evaluate", "plot")
 MODEL_OUTPUTS = ("models/lenet1.pt", "plots/train_history.csv")  # what evaluate and plot read from train
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(report)
     if args.report:
-        args.report.write_text(report + "\n")
+        write_atomic(args.report, (report + "\n").encode())
     return status
 
 

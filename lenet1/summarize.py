@@ -18,22 +18,16 @@ Exit status: 0 done, 1 nothing to summarise or an unknown group.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import subprocess
 import sys
 from typing import Any
 
 from lenet1 import paths
+from lenet1.compare import SummaryError, compare, run_tool
 from lenet1.outputs import write_atomic
-from lenet1.stats import describe, mcnemar
+from lenet1.stats import describe
 
 SEED_KEYS = ("train.seed", "split.seed")
-
-
-class SummaryError(Exception):
-    """Nothing to summarise, or a group that does not exist."""
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
@@ -131,36 +125,6 @@ def markdown(groups: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def predictions_correct(rev: str) -> list[bool]:
-    """Per test digit, whether the run at ``rev`` got it right (its committed predictions CSV)."""
-    text = subprocess.run(["git", "show", f"{rev}:{paths.PREDICTIONS}"], capture_output=True, text=True, check=True).stdout
-    return [row["actual"] == row["predicted"] for row in csv.DictReader(io.StringIO(text))]
-
-
-def compare(groups: list[dict], first: str, second: str) -> dict:
-    """Paired t-test over shared seeds and McNemar's exact test per seed pair."""
-    from scipy import stats
-
-    chosen = []
-    for name in (first, second):  # NAME, or NAME@COMMIT where groups of several commits share a name
-        label, _, commit = name.partition("@")
-        matches = [g for g in groups if g["name"] == label and g["commit"].startswith(commit)]
-        if len(matches) != 1:
-            raise SummaryError(f"group {name!r}: {len(matches)} matches (groups: {', '.join(g['name'] for g in groups)})")
-        chosen.append({json.dumps(r["seed_params"], sort_keys=True): r for r in matches[0]["runs"]})
-    seeds = sorted(set(chosen[0]) & set(chosen[1]))
-    if not seeds:
-        raise SummaryError(f"groups {first!r} and {second!r} share no seeds to pair")
-    pairs = [(chosen[0][s], chosen[1][s]) for s in seeds]
-    result = {"first": first, "second": second, "seeds": [json.loads(s) for s in seeds],
-              "mean_difference": sum(a["accuracy"] - b["accuracy"] for a, b in pairs) / len(pairs),
-              "mcnemar": [mcnemar(predictions_correct(a["rev"]), predictions_correct(b["rev"])) for a, b in pairs]}
-    if len(pairs) > 1:
-        result["paired_t_p_value"] = float(stats.ttest_rel([a["accuracy"] for a, _ in pairs],
-                                                           [b["accuracy"] for _, b in pairs]).pvalue)
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lenet1.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="experiments of every commit (dvc exp show -A)")
@@ -173,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.compare_out and not args.compare:
         parser.error("--compare-out needs --compare GROUP_A GROUP_B")
-    show = json.loads(subprocess.run(["dvc", "exp", "show", "--json", *(["-A"] if args.all else [])],
-                                     capture_output=True, text=True, check=True).stdout)
     try:
+        show = json.loads(run_tool([sys.executable, "-m", "dvc", "exp", "show", "--json", *(["-A"] if args.all else [])],
+                                  "dvc exp show"))
         runs, unfinished = collect(show)
         for item in unfinished:  # first, so that they are listed even when nothing finished
             print(f"not counted: {item['experiment']} ({item['state']}, commit {item['commit'][:7]})", file=sys.stderr)
@@ -190,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]} for g in groups]}
         if args.json:
             text = json.dumps(document, indent=2) + "\n"
-            sys.stdout.write(text) if args.json == "-" else open(args.json, "w").write(text)
+            sys.stdout.write(text) if args.json == "-" else write_atomic(args.json, text.encode())
         if args.md_out:
-            open(args.md_out, "w").write(table + "\n")
+            write_atomic(args.md_out, (table + "\n").encode())
         if args.compare:
             text = json.dumps(compare(groups, *args.compare), indent=2) + "\n"
             print(text, end="")

@@ -24,9 +24,9 @@ def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException],
     except (InputError, *errors) as err:
         print(f"{stage}: error: {err}", file=sys.stderr)
         return 1
-    except OSError as err:  # a full disk or a read-only directory: name the file, stop at once
+    except OSError as err:  # a full disk, a read-only directory, a directory where a file should be: name it
         if err.filename is None:
             raise
-        print(f"{stage}: error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+        print(f"{stage}: error: cannot read or write {err.filename}: {err.strerror}", file=sys.stderr)
         return 1
     return 0

@@ -87,3 +87,18 @@ def test_train_steps_runs_from_this_checkout_or_another(tmp_path):
         assert done.returncode == 0, done.stderr
     missing = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path), "4", "2", "1"], capture_output=True, text=True, timeout=120)
     assert missing.returncode != 0 and "lenet1" in missing.stderr
+
+
+def test_bad_lists_and_thread_counts_are_usage_errors_before_any_work(tmp_path):
+    import os
+
+    for options, says in [(["--seeds", "abc"], "'abc': expected comma-separated whole numbers"),
+                          (["--batch-sizes", "16,64,"], "'16,64,': expected comma-separated whole numbers"),
+                          (["--batch-sizes", "0"], "each value must be at least 1"),
+                          (["--threads", "0"], "--threads must be >= 1")]:
+        done = run_bench("--raw-dir", str(tmp_path / "raw"), *options)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, (options, done.stderr)
+    env = dict(os.environ, LENET1_THREADS="0")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--no-time-to-accuracy"], capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "LENET1_THREADS='0'" in done.stderr and "Traceback" not in done.stderr
+    assert time_to_accuracy_module().int_list("3,1,2") == [3, 1, 2]

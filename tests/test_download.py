@@ -352,7 +352,7 @@ def test_stage_names_the_file_when_a_write_fails(tmp_path, monkeypatch, capsys):
     write_gz_dir(tmp_path / "supplied", FILES)
     assert stage.main(["--from-dir", str(tmp_path / "supplied"), "--out", str(tmp_path / "raw")]) == 1
     err = capsys.readouterr().err
-    assert f"download: error: cannot write {tmp_path / 'raw' / TRAIN_IMAGES}: No space left on device" in err
+    assert f"download: error: cannot read or write {tmp_path / 'raw' / TRAIN_IMAGES}: No space left on device" in err
 
 
 def test_stage_exits_2_on_invalid_params(tmp_path, monkeypatch, capsys):

@@ -31,7 +31,7 @@ def test_a_failed_local_write_names_the_file_and_stops(tmp_path, capsys):
     finally:
         target.chmod(0o700)
     assert status == 1
-    assert f"train: error: cannot write {target}" in capsys.readouterr().err
+    assert f"train: error: cannot read or write {target}" in capsys.readouterr().err
     assert list(target.iterdir()) == []
 
 
@@ -66,7 +66,7 @@ def test_an_output_directory_that_is_a_file_names_the_path(tmp_path, capsys):
     status = run(lambda: write_json(tmp_path / "metrics" / "train.json", {"a": 1}), "train")
     assert status == 1
     err = capsys.readouterr().err
-    assert f"train: error: cannot write {tmp_path / 'metrics'}" in err and "Traceback" not in err
+    assert f"train: error: cannot read or write {tmp_path / 'metrics'}" in err and "Traceback" not in err
 
 
 def test_a_full_disk_names_the_output_not_the_temporary_file(tmp_path, monkeypatch, capsys):
@@ -76,7 +76,7 @@ def test_a_full_disk_names_the_output_not_the_temporary_file(tmp_path, monkeypat
     monkeypatch.setattr(os, "fsync", full)
     status = run(lambda: write_json(tmp_path / "train.json", {"a": 1}), "train")
     assert status == 1
-    assert f"train: error: cannot write {tmp_path / 'train.json'}: No space left on device" in capsys.readouterr().err
+    assert f"train: error: cannot read or write {tmp_path / 'train.json'}: No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no temporary file left
 
 

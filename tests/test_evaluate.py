@@ -5,6 +5,7 @@ import torch
 
 from lenet1.evaluate import prediction_rows, test_metrics as compute_test_metrics
 from lenet1.data import to_inputs
+from lenet1.errors import InputError
 from lenet1.figures import plot_curves, plot_feature_maps, plot_misclassified, read_history
 from lenet1.model import build_model
 from lenet1.outputs import write_csv, write_json
@@ -48,6 +49,24 @@ def test_pngs_and_text_outputs_are_byte_stable(tmp_path):
 def test_missing_history_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="dvc repro train"):
         read_history(tmp_path / "none.csv")
+
+
+GOOD_HISTORY = "epoch,lr,train_loss,train_accuracy,val_loss,val_accuracy\n1,0.5,0.3,0.9,0.2,0.95\n"
+
+
+@pytest.mark.parametrize("text, says", [
+    ("<<<<<<< HEAD\n" + GOOD_HISTORY + "=======\n" + GOOD_HISTORY + ">>>>>>> branch\n", "not a training history"),
+    (GOOD_HISTORY + "2,0\n", "not a training history"),
+    (GOOD_HISTORY.replace("val_accuracy", "val_acc"), "no column val_accuracy"),
+    ("epoch,lr\n", "no epochs recorded"),
+])
+def test_a_damaged_history_says_so_and_how_to_remake_it(tmp_path, text, says):
+    (tmp_path / "h.csv").write_text(text)
+    with pytest.raises(InputError, match=f"{says}.*dvc repro -f -s train"):
+        read_history(tmp_path / "h.csv")
+    (tmp_path / "h.csv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InputError, match="not a training history"):
+        read_history(tmp_path / "h.csv")
 
 
 def png_text_chunks(data: bytes) -> list[bytes]:

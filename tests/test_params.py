@@ -133,3 +133,20 @@ def test_unreadable_file(tmp_path):
         load_params(tmp_path / "params.yaml")
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+    (tmp_path / "utf16.yaml").write_text((ROOT / "params.yaml").read_text(), encoding="utf-16")
+    with pytest.raises(ParamsError, match="not UTF-8 text; save it as UTF-8"):
+        load_params(tmp_path / "utf16.yaml")
+    (tmp_path / "listkey.yaml").write_text("train:\n  ? [a, b]\n  : 1\n")
+    with pytest.raises(ParamsError, match="not valid YAML: a key must be a plain name, not a list"):
+        load_params(tmp_path / "listkey.yaml")
+
+
+def test_a_number_yaml_reads_as_text_gets_a_hint(params):
+    params["train"]["lr"] = "1e-3"  # what YAML 1.1 makes of `lr: 1e-3`
+    with pytest.raises(ParamsError, match=r"got '1e-3', expected .*\(YAML reads 1e-3 as text: write 0\.001\)"):
+        validate(params)
+    params["train"]["lr"] = "fast"
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert "YAML reads" not in str(err.value)
+    assert yaml.safe_load("lr: 1e-3")["lr"] == "1e-3"  # the YAML behaviour the hint is about

@@ -121,13 +121,13 @@ def test_committed_seed_results_are_consistent():
 def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from lenet1 import summarize
+    from lenet1 import compare, summarize
 
     other_commit = state("b" * 40, params(), 0.97, 300, "old")
     other_commit["experiments"] = [exp("d1", "o1", 0.97, 300, seed=1), exp("d2", "o2", 0.98, 200, seed=2)]
     document = show([exp("c1", "s1", 0.99, 100, seed=1), exp("c2", "s2", 0.991, 90, seed=2)], [other_commit])
-    monkeypatch.setattr(summarize.subprocess, "run", lambda *a, **k: SimpleNamespace(stdout=json.dumps(document)))
-    monkeypatch.setattr(summarize, "predictions_correct", lambda rev: [rev.startswith("c"), True, rev == "d2"])
+    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document)))
+    monkeypatch.setattr(compare, "predictions_correct", lambda rev: [rev.startswith("c"), True, rev == "d2"])
     out = tmp_path / "comparison.json"
     assert summarize.main(["--all", "--compare", "default@a", "default@b", "--compare-out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -138,3 +138,23 @@ def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys
     assert [pair["only_first_right"] for pair in written["mcnemar"]] == [1, 1]
     with pytest.raises(SystemExit):
         summarize.main(["--compare-out", str(out)])
+
+
+def test_a_failing_dvc_or_git_is_one_clear_error(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from lenet1 import compare, summarize
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(compare.subprocess, "run", missing)
+    assert summarize.main([]) == 1
+    assert "summarize: error: dvc exp show: cannot run" in capsys.readouterr().err
+    failed = SimpleNamespace(returncode=253, stdout="", stderr="ERROR: you are not inside of a DVC repository")
+    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: failed)
+    assert summarize.main([]) == 1
+    assert "dvc exp show failed: ERROR: you are not inside of a DVC repository" in capsys.readouterr().err
+    failed.stderr = "fatal: path 'plots/test_predictions.csv' does not exist in 'c1'"
+    with pytest.raises(summarize.SummaryError, match="reading plots/test_predictions.csv of experiment c1.*does not exist"):
+        compare.predictions_correct("c1")
