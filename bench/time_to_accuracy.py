@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not
 
 from lenet1 import paths  # noqa: E402
 from lenet1.determinism import configure_environment, thread_count  # noqa: E402
+from lenet1.errors import InputError  # noqa: E402
 from lenet1.outputs import write_atomic  # noqa: E402
 from lenet1.params import load_section  # noqa: E402
 
@@ -45,8 +46,6 @@ def int_list(text: str, low: int = 0) -> list[int]:
 
 def threads_or_default(parser: argparse.ArgumentParser, threads: int | None) -> int:
     """--threads if given (at least 1), else $LENET1_THREADS or every CPU; a bad value is a usage error."""
-    from lenet1.errors import InputError
-
     if threads is not None and threads < 1:
         parser.error("--threads must be >= 1")
     try:

@@ -12,6 +12,7 @@ A stage loads the sections it uses; the validate stage loads them all.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -82,10 +83,13 @@ def _has_kind(value: Any, kind: str) -> bool:
 
 def _yaml_number_hint(value: Any) -> str:
     # YAML 1.1 reads 1e-3 (no dot) as a string; DVC's -S writes 0.001, but a hand edit may not.
+    if not isinstance(value, str):
+        return ""
     try:
-        return f" (YAML reads {value} as text: write {float(value)!r})" if isinstance(value, str) and float(value) else ""
+        number = float(value)
     except ValueError:
         return ""
+    return f" (YAML reads {value} as text: write {number!r})" if math.isfinite(number) else ""
 
 
 def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[str], dict[str, Any]]:

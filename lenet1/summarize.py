@@ -13,7 +13,7 @@ experiments are listed, never counted.  Runs pool across machines only inside th
 (``metrics/platform.json``); a run outside it pools only with runs of the same platform and threads.
 ``--compare A B`` pairs two groups' runs by seed: a paired t-test, and McNemar's exact test per pair
 (printed as JSON, and written to ``--compare-out``).
-Exit status: 0 done, 1 nothing to summarise or an unknown group.
+Exit status: 0 done, 1 nothing to summarise, an unknown group, or a dvc or git command that failed.
 """
 from __future__ import annotations
 

@@ -150,3 +150,7 @@ def test_a_number_yaml_reads_as_text_gets_a_hint(params):
         validate(params)
     assert "YAML reads" not in str(err.value)
     assert yaml.safe_load("lr: 1e-3")["lr"] == "1e-3"  # the YAML behaviour the hint is about
+    params["train"]["lr"] = "nan"  # a float to Python, not a number a learning rate can be: no hint
+    with pytest.raises(ParamsError) as err:
+        validate(params)
+    assert "YAML reads" not in str(err.value)
