@@ -6,7 +6,9 @@ Trains, in one run on one machine, each configuration for each seed:
   default            the train section of params.yaml
   default, fast      the same with train.deterministic: false (stock torch arithmetic)
   old default        the defaults before the schedule was tuned (12 epochs, batch 16, lr 0.3, cosine),
-                     in today's exact arithmetic
+                     in today's deterministic arithmetic
+  old default, fast  the same in stock torch arithmetic: how the old default computed when issue 12
+                     was filed (stock kernels; then made repeatable on one machine, not exact)
 After every epoch the test accuracy is measured (not timed; it plays no part in training).  The
 figure is the training time up to the first epoch at or above the target, and the whole run's
 time and final accuracy.  The machine's speed varies between runs: compare ratios within a run.
@@ -101,8 +103,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     configure_torch(args.threads)
     default = load_section(ROOT / paths.PARAMS, "train", TrainParams)
+    old = dataclasses.replace(default, **OLD_DEFAULT)
     configs = {"default": default, "default, fast": dataclasses.replace(default, deterministic=False),
-               "old default": dataclasses.replace(default, **OLD_DEFAULT)}
+               "old default": old, "old default, fast": dataclasses.replace(old, deterministic=False)}
     splits = {}
     for name in ("train", "test"):
         images, labels, kind = load_split(ROOT / paths.PREPARED_DIR / f"{name}.pt")
@@ -149,6 +152,27 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(f"| {config} | {len(reached)} of {len(runs)} | {_mean_ci(reached, '{:.1f}')} | "
                      f"{_mean_ci([result['seconds'] for result in runs], '{:.1f}')} | "
                      f"{_mean_ci([100 * result['final_test_accuracy'] for result in runs], '{:.2f}%')} |")
+    return "\n".join(lines + ["", speedups(report)])
+
+
+def speedups(report: dict[str, Any]) -> str:
+    """How many times faster the default is than each other config: the ratios of the mean seconds of the
+    whole run and, over the seeds where both reach the target, to the target."""
+    by_config: dict[str, dict[int, dict[str, Any]]] = {}
+    for result in report["runs"]:
+        by_config.setdefault(result["config"], {})[result["seed"]] = result
+    default = by_config.get("default", {})
+    lines = [f"| the default against | whole run | to {report['target']:.1%} |", "|---|---|---|"]
+    for config, runs in by_config.items():
+        if config == "default" or not default:
+            continue
+        mean = lambda rows, key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
+        seeds = [seed for seed in runs if seed in default]
+        whole = mean([runs[s] for s in seeds], "seconds") / mean([default[s] for s in seeds], "seconds")
+        both = [s for s in seeds if runs[s]["seconds_to_target"] is not None and default[s]["seconds_to_target"] is not None]
+        to_target = (f"{mean([runs[s] for s in both], 'seconds_to_target') / mean([default[s] for s in both], 'seconds_to_target'):.2f}x"
+                     if both else "-")
+        lines.append(f"| {config} | {whole:.2f}x | {to_target} ({len(both)} seeds) |")
     return "\n".join(lines)
 
 

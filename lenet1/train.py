@@ -7,6 +7,7 @@ per-sample Python work would cost more than the network.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lenet1 import fused
 from lenet1.data import MNIST_TRAIN_SIZE
 from lenet1.errors import InputError
 from lenet1.model import VARIANTS, LeNet1, build_model
@@ -126,6 +128,8 @@ def train_epoch(model: nn.Module, data: Split, batch_size: int, optimizer: SGD, 
 
 def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, optimizer: SGD, loss_fn: Loss) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGD step on a batch; returns the (detached) loss and outputs."""
+    if isinstance(optimizer, SGD) and fused.trains(model, loss_fn):
+        return fused.train_step(model, inputs, labels, optimizer.lr, optimizer.weight_decay)
     outputs = model(inputs)
     loss = loss_fn(outputs, labels)
     optimizer.zero_grad()
@@ -138,7 +142,8 @@ def train_step(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, opt
 def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Model outputs for ``inputs``, computed in batches."""
     model.eval()
-    return torch.cat([model(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
+    forward = functools.partial(fused.forward, model) if fused.computes(model) else model
+    return torch.cat([forward(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
 
 
 def score(outputs: torch.Tensor, labels: torch.Tensor, loss_fn: Loss) -> tuple[float, float]:

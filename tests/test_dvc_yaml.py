@@ -15,7 +15,8 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Path]:
-    """The project's own .py files that ``module_file`` imports, directly or through each other."""
+    """The project's own .py files that ``module_file`` imports, directly or through each other, and the
+    C sources of any of them (lenet1/fused.py compiles the directory lenet1/csrc)."""
     seen = set() if seen is None else seen
     for node in ast.walk(ast.parse(module_file.read_text())):
         names = []
@@ -27,6 +28,8 @@ def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Pat
             path = ROOT / (name.replace(".", "/") + ".py")
             if path.exists() and path.name != "__init__.py" and path not in seen:
                 seen.add(path)
+                if path == ROOT / "lenet1" / "fused.py":
+                    seen.add(ROOT / "lenet1" / "csrc")
                 project_imports(path, seen)
     return seen
 
@@ -54,3 +57,4 @@ def test_the_import_walk_finds_indirect_imports():
     found = project_imports(ROOT / "stages" / "train.py")
     assert ROOT / "lenet1" / "numerics.py" in found
     assert ROOT / "lenet1" / "params.py" in found
+    assert ROOT / "lenet1" / "csrc" in found

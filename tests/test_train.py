@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+import lenet1.train
 from lenet1.model import build_model
 from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, learning_rates, make_loss, predict, score, train_epoch, train_step
 from tests.helpers import ROOT
@@ -106,8 +107,8 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
 
 
 def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch):
-    seen, step = [], SGD.step
-    monkeypatch.setattr(SGD, "step", lambda self: (seen.append(self.lr), step(self)))
+    seen, step = [], lenet1.train.train_step
+    monkeypatch.setattr(lenet1.train, "train_step", lambda *args: (seen.append(args[3].lr), step(*args))[1])
     result = fit(train_params(epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5), tiny_split(64, 0),
                  tiny_split(32, 1), log=lambda line: None)
     assert seen == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]  # two steps of 32 digits per epoch

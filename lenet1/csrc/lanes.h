@@ -1,0 +1,74 @@
+/* Vectors of LANES values, one per image, and the float64 exp, log and tanh built from IEEE-754
+   +, -, *, / alone (no libm: its results differ between C libraries and CPUs). */
+#define LANES 8
+#define INLINE static inline __attribute__((always_inline))
+
+/* LANES floats, one per image: every operation on it is LANES independent IEEE operations. */
+typedef float Lane __attribute__((vector_size(4 * LANES)));
+typedef double Wide __attribute__((vector_size(8 * LANES)));
+typedef int64_t Words __attribute__((vector_size(8 * LANES)));
+typedef int32_t Mask __attribute__((vector_size(4 * LANES)));
+
+static const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
+static const double INV_LN2 = 1.44269504088896338700e+00;
+
+typedef union { double d; int64_t i; } Bits;
+
+INLINE Wide select_wide(Words mask, Wide yes, Wide no) {
+    return (Wide)((mask & (Words)yes) | (~mask & (Words)no));
+}
+
+/* e^x = scale (1 + q) and e^x - 1 = scale q + (scale - 1), for x <= 0 (below -700, x = -700):
+   x = k ln2 + r with k an integer and |r| <= ln2/2; scale = 2^k; q = e^r - 1 by its Taylor series to r^9. */
+INLINE Wide exp_parts(Wide x, Wide *scale) {
+    const Wide floor = (Wide){0} - 700.0;
+    x = select_wide(x > floor, x, floor);
+    Mask n = __builtin_convertvector(x * INV_LN2 - 0.5, Mask);  /* nearest integer, as x <= 0 */
+    Wide k = __builtin_convertvector(n, Wide);
+    Wide r = (x - k * LN2_HI) - k * LN2_LO;
+    Wide p = r * (1.0 / 362880.0) + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    *scale = (Wide)((__builtin_convertvector(n, Words) + 1023) << 52);
+    return p * r;
+}
+
+INLINE Wide exp_nonpositive(Wide x) {
+    Wide scale, q = exp_parts(x, &scale);
+    return scale * (1.0 + q);
+}
+
+/* log(s) for s >= 1: s = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1)). */
+static double log_at_least_one(double s) {
+    Bits bits = {.d = s};
+    int64_t e = ((bits.i >> 52) & 0x7ff) - 1023;
+    bits.i = (bits.i & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    double m = bits.d;
+    if (m > 1.41421356237309504880) { m = m * 0.5; e += 1; }
+    double z = (m - 1.0) / (m + 1.0), z2 = z * z, series = 1.0 / 25.0;
+    for (int n = 23; n >= 1; n -= 2) series = series * z2 + 1.0 / n;
+    return (double)e * LN2_HI + ((double)e * LN2_LO + 2.0 * z * series);
+}
+
+/* tanh(a) = sign(a) (-m) / (2 + m) with m = e^(-2|a|) - 1, in float64; |a| capped at 20 (tanh is 1 in float32). */
+INLINE Lane tanh_lanes(Lane a) {
+    const Words sign = (Words){0} + INT64_MIN;
+    Wide x = __builtin_convertvector(a, Wide);
+    Words negative = (Words)x & sign;
+    Wide magnitude = (Wide)((Words)x & ~sign), cap = (Wide){0} + 20.0;
+    magnitude = select_wide(magnitude < cap, magnitude, cap);
+    Wide scale, q = exp_parts(magnitude * -2.0, &scale);
+    Wide m = scale * q + (scale - 1.0);
+    Wide y = -m / (2.0 + m);
+    return __builtin_convertvector((Wide)((Words)y | negative), Lane);
+}
+
+INLINE Lane select_lane(Mask mask, Lane yes, Lane no) {
+    return (Lane)((mask & (Mask)yes) | (~mask & (Mask)no));
+}
+
