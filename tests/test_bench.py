@@ -102,3 +102,15 @@ def test_bad_lists_and_thread_counts_are_usage_errors_before_any_work(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--no-time-to-accuracy"], capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "LENET1_THREADS='0'" in done.stderr and "Traceback" not in done.stderr
     assert time_to_accuracy_module().int_list("3,1,2") == [3, 1, 2]
+
+
+def test_a_config_equal_to_an_earlier_one_is_trained_once_and_compared_through_it():
+    bench = time_to_accuracy_module()
+    configs, same_as = bench.distinct({"default": 1, "default, fast": 2, "old default": 1, "old default, fast": 2})
+    assert configs == {"default": 1, "default, fast": 2} and same_as == {"old default": "default", "old default, fast": "default, fast"}
+    runs = [{"config": "default", "seed": 1, "seconds": 10.0, "seconds_to_target": 8.0},
+            {"config": "default, fast", "seed": 1, "seconds": 40.0, "seconds_to_target": 30.0},
+            {"config": "default", "seed": 2, "seconds": 10.0, "seconds_to_target": None},
+            {"config": "default, fast", "seed": 2, "seconds": 40.0, "seconds_to_target": 34.0}]
+    lines = bench.speedups({"target": 0.989, "runs": runs, "same_as": same_as}).splitlines()
+    assert lines[2:] == ["| default, fast | 4.00x | 3.75x (1 seeds) |", "| old default, fast (= default, fast) | 4.00x | 3.75x (1 seeds) |"]
