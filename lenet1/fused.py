@@ -2,8 +2,10 @@
 
 The C code computes with one vector lane per image, so its bits do not depend on the CPU's vector
 width or the thread count (see the comment at the top of ``csrc/fused.c``).  It is compiled once per
-machine and source, with the C compiler found as ``$CC`` or ``cc``, into ``$LENET1_CACHE`` (default
-``~/.cache/lenet1-dvc``).
+machine and source, by ``$CC`` or ``cc``, into ``$LENET1_CACHE`` (default ``~/.cache/lenet1-dvc``).
+
+Its outputs differ from ``LeNet1.forward``'s exact torch path in the last bits (each is the same on
+every CPU): predictions and training use this code, the feature-map figure uses the torch path.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import hashlib
 import math
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -29,10 +32,11 @@ FLAGS = ("-O3", "-std=gnu11", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-
 LIBRARIES = ("-lgcc",)  # x86-64's choice of instruction set at load time (target_clones) needs libgcc
 # Tests set ("-DLENET1_BASELINE_ONLY",): x86-64's baseline (SSE2) code only, no AVX2 or AVX-512 copies.
 EXTRA_FLAGS: tuple[str, ...] = ()
+FAILED_RESOURCES, FAILED_LABEL = 1, 2  # the C functions' error bits
 
 
-class CompilerMissing(InputError):
-    """No working C compiler for this machine."""
+class CompilerError(InputError):
+    """No working C compiler for this machine, or it failed on the source."""
 
 
 def computes(model: torch.nn.Module) -> bool:
@@ -46,19 +50,20 @@ def trains(model: torch.nn.Module, loss_fn: object) -> bool:
 
 
 def compiler() -> list[str]:
-    """The C compiler for this machine's architecture: $CC, cc, or the Debian cross compiler for it."""
+    """The C compiler for this machine's architecture: $CC (which may carry options), cc, or the
+    Debian cross compiler for it (an emulated arm64 Python on an x86-64 host runs the host's cc)."""
     machine = platform.machine()
-    candidates = [os.environ.get("CC") or "cc", f"{machine}-linux-gnu-gcc"]
-    for name in candidates:
-        path = shutil.which(name)
-        if path is None:
+    candidates = [shlex.split(os.environ.get("CC") or "cc"), [f"{machine}-linux-gnu-gcc"]]
+    for command in candidates:
+        if not command or shutil.which(command[0]) is None:
             continue
-        target = subprocess.run([path, "-dumpmachine"], capture_output=True, text=True).stdout.strip()
-        if target.startswith(machine):
-            return [path]
-    raise CompilerMissing(
-        f"deterministic training of LeNet-1 'full' needs a C compiler for {machine} ({' or '.join(candidates)} "
-        "not found or for another architecture): install one (Debian/Ubuntu: `sudo apt install gcc`) or set CC")
+        target = subprocess.run([*command, "-dumpmachine"], capture_output=True, text=True, timeout=60)
+        if target.returncode == 0 and target.stdout.strip().startswith(machine):
+            return command
+    tried = " or ".join(shlex.join(command) for command in candidates)
+    raise CompilerError(
+        f"deterministic training of LeNet-1 'full' needs a C compiler for {machine} ({tried}: not found, "
+        "failing or for another architecture): install one (Debian/Ubuntu: `sudo apt install gcc`) or set CC")
 
 
 def cache_dir() -> Path:
@@ -67,65 +72,119 @@ def cache_dir() -> Path:
 
 
 def library() -> ctypes.CDLL:
-    """fused.c compiled for this machine (with EXTRA_FLAGS), built on first use and kept in cache_dir()."""
+    """The C code compiled for this machine (with EXTRA_FLAGS), built on first use and kept in cache_dir()."""
     return build(EXTRA_FLAGS)
 
 
 @functools.cache
 def build(extra_flags: tuple[str, ...]) -> ctypes.CDLL:
     command, flags = compiler(), (*FLAGS, *extra_flags)
-    version = subprocess.run([*command, "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60).stdout
     texts = [path.read_text() for path in sorted(SOURCES.glob("*.[ch]"))]
-    key = hashlib.sha256("\0".join([*texts, *flags, version, platform.machine()]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([*texts, *flags, *LIBRARIES, version, platform.machine()]).encode()).hexdigest()
     path = cache_dir() / f"fused-{key[:16]}.so"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-            built = Path(tmp) / path.name
-            result = subprocess.run([*command, *flags, str(SOURCE), "-o", str(built), *LIBRARIES], capture_output=True, text=True)
-            if result.returncode != 0:
-                raise CompilerMissing(f"compiling {SOURCE} failed:\n{result.stderr.strip()}")
-            os.replace(built, path)  # atomic: parallel stages never load a half-written file
-    lib = ctypes.CDLL(str(path))
+    try:
+        lib = ctypes.CDLL(str(_compile(command, flags, path, force=False)))
+    except OSError:  # a damaged file in the cache (a crash while copying it): build it again
+        lib = ctypes.CDLL(str(_compile(command, flags, path, force=True)))
     pointer, floats = ctypes.c_void_p, ctypes.c_float
     lib.lenet1_forward.argtypes = [pointer, pointer, ctypes.c_int, pointer, ctypes.c_int]
-    lib.lenet1_train_step.argtypes = [pointer, pointer, pointer, ctypes.c_int, floats, floats, pointer, pointer, ctypes.c_int]
+    lib.lenet1_train.argtypes = [pointer, pointer, pointer, pointer, ctypes.c_int, ctypes.c_int, floats, floats, pointer,
+                                 pointer, ctypes.c_int]
     return lib
+
+
+def _compile(command: list[str], flags: tuple[str, ...], path: Path, force: bool) -> Path:
+    if path.exists() and not force:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        built = Path(tmp) / path.name
+        result = subprocess.run([*command, *flags, str(SOURCE), "-o", str(built), *LIBRARIES],
+                                capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise CompilerError(f"{shlex.join(command)} failed on {SOURCE}:\n{result.stderr.strip()}")
+        os.replace(built, path)  # atomic: a process running in parallel never loads a half-written file
+    return path
 
 
 def _parameters(model: torch.nn.Module) -> ctypes.Array:
     """Pointers to the weights, in fused.c's order; the C code reads and updates them in place."""
     chosen = (model.h1.weight, model.h1.bias, model.h3.weight, model.h3.bias, model.out.weight, model.out.bias)
-    if not all(t.dtype == torch.float32 and t.is_contiguous() for t in chosen):
-        raise ValueError("the fused step needs float32, contiguous parameters")
+    if not all(t.dtype == torch.float32 and t.is_contiguous() and t.device.type == "cpu" for t in chosen):
+        raise ValueError("the fused step needs float32, contiguous CPU parameters")
     return (ctypes.c_void_p * 6)(*[t.data_ptr() for t in chosen])
 
 
 def _images(inputs: torch.Tensor) -> torch.Tensor:
     if inputs.shape[1:] != (1, 28, 28):
         raise ValueError(f"expected inputs of shape (N, 1, 28, 28), got {tuple(inputs.shape)}")
-    return inputs.to(torch.float32).contiguous()
+    return inputs.to("cpu", torch.float32).contiguous()
+
+
+def _check(status: int, what: str) -> None:
+    if status & FAILED_LABEL:
+        raise InputError(f"{what}: a label outside 0-9; nothing was updated")
+    if status:
+        raise MemoryError(f"{what}: out of memory or threads; nothing was updated")
 
 
 def forward(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """The ten outputs for each input, as the fused training step computes them."""
     images = _images(inputs)
-    pointers = _parameters(model)
-    logits = torch.empty(len(images), 10)
-    if library().lenet1_forward(pointers, images.data_ptr(), len(images), logits.data_ptr(), torch.get_num_threads()):
-        raise RuntimeError("lenet1_forward failed: no memory or threads left")
+    logits = torch.empty(len(images), 10, dtype=torch.float32)
+    status = library().lenet1_forward(_parameters(model), images.data_ptr(), len(images), logits.data_ptr(),
+                                      torch.get_num_threads())
+    _check(status, "lenet1_forward")
     return logits
+
+
+def train(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor | None,
+          batch_size: int, lr: float, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SGD steps on batches of ``inputs[order]`` (or ``inputs``), all in one C call: no torch operation runs
+    between steps, whose OpenMP threads would compete with the C code's for the cores.
+
+    The weights are updated in place, outside autograd (as an optimizer's step under no_grad would be): their
+    ``.grad`` stays None.  Returns each image's loss (float64) and outputs (before its step), in batch order.
+    """
+    images, labels = _images(inputs), labels.to("cpu", torch.int64).contiguous()
+    if labels.shape != (len(images),):
+        raise ValueError(f"expected {len(images)} labels, got shape {tuple(labels.shape)}")
+    count = len(images)
+    if order is not None:
+        order = order.to("cpu", torch.int64).contiguous()
+        count = len(order)
+        if count and not (0 <= int(order.min()) and int(order.max()) < len(images)):
+            raise ValueError(f"order holds an index outside 0-{len(images) - 1}")
+    logits = torch.empty(count, 10, dtype=torch.float32)
+    losses = torch.empty(count, dtype=torch.float64)
+    status = library().lenet1_train(_parameters(model), images.data_ptr(), labels.data_ptr(),
+                                    None if order is None else order.data_ptr(), count, batch_size, lr, weight_decay,
+                                    logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
+    _check(status, "lenet1_train")
+    return losses, logits
+
+
+def batch_mean(losses: list[float]) -> torch.Tensor:
+    """A batch's mean loss as a float32 scalar; fsum is exact, so no CPU's vectorised sum can change it."""
+    return torch.tensor(math.fsum(losses) / len(losses), dtype=torch.float32)
 
 
 def train_step(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, lr: float,
                weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on the batch's mean cross-entropy, in place; the loss and the outputs before the step."""
-    images, labels = _images(inputs), labels.to(torch.int64).contiguous()
-    pointers = _parameters(model)
-    logits, losses = torch.empty(len(images), 10), torch.empty(len(images), dtype=torch.float64)
-    status = library().lenet1_train_step(pointers, images.data_ptr(), labels.data_ptr(), len(images), lr, weight_decay,
-                                         logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
-    if status:
-        raise RuntimeError("lenet1_train_step failed: a label outside 0-9, or no memory or threads left")
-    # fsum is exact, so the mean does not depend on how a CPU would vectorise a sum.
-    return torch.tensor(math.fsum(losses.tolist()) / len(images), dtype=torch.float32), logits
+    """One SGD step on the batch: its mean loss and its outputs before the step."""
+    losses, logits = train(model, inputs, labels, None, len(inputs), lr, weight_decay)
+    return batch_mean(losses.tolist()), logits
+
+
+def train_epoch(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor,
+                batch_size: int, lr: float, weight_decay: float) -> tuple[float, float]:
+    """SGD on ``inputs[order]`` in batches: the mean loss and accuracy seen while training, computed exactly
+    as ``lenet1.train.train_epoch`` computes them from ``train_step``'s results."""
+    losses, logits = train(model, inputs, labels, order, batch_size, lr, weight_decay)
+    values, total = losses.tolist(), torch.zeros((), dtype=torch.float64)
+    for start in range(0, len(values), batch_size):
+        batch = values[start : start + batch_size]
+        total += batch_mean(batch) * len(batch)
+    correct = (logits.argmax(1) == labels.index_select(0, order)).sum()
+    return total.item() / len(order), correct.item() / len(order)

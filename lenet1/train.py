@@ -114,6 +114,8 @@ def learning_rates(schedule: str, lr: float, epochs: int, step_size: int, gamma:
 def train_epoch(model: nn.Module, data: Split, batch_size: int, optimizer: SGD, loss_fn: Loss, order: torch.Tensor) -> tuple[float, float]:
     """One pass over the digits of ``data`` listed in ``order``; mean loss and accuracy seen while training."""
     model.train()
+    if isinstance(optimizer, SGD) and fused.trains(model, loss_fn):
+        return fused.train_epoch(model, data.inputs, data.labels, order, batch_size, optimizer.lr, optimizer.weight_decay)
     total_loss = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
     for start in range(0, len(order), batch_size):

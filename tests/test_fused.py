@@ -1,4 +1,5 @@
 """The fused C step computes LeNet-1 'full' with cross-entropy, and its bits do not depend on threads or SIMD."""
+import math
 import platform
 
 import pytest
@@ -115,7 +116,7 @@ def test_a_label_outside_0_to_9_fails_and_leaves_the_weights():
     before = [p.detach().clone() for p in model.parameters()]
     inputs, labels = batch(9)
     labels[8] = 10
-    with pytest.raises(RuntimeError, match="label outside 0-9"):
+    with pytest.raises(InputError, match="label outside 0-9"):
         fused.train_step(model, inputs, labels, 0.5, 0.0)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
@@ -131,3 +132,69 @@ def test_fused_multiply_adds_would_change_the_bits(monkeypatch):
     monkeypatch.setattr(fused, "EXTRA_FLAGS", ("-DLENET1_BASELINE_ONLY", "-mfma", "-ffp-contract=fast"))
     fused.train_step(contracted, inputs, labels, 0.5, 0.0)
     assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), contracted.parameters()))
+
+
+def test_more_threads_than_the_c_code_starts_give_the_same_outputs():
+    model = build_model("full", 6)
+    inputs, _ = batch(1000, seed=4)  # 125 groups of 8: more than the 64 threads the C code starts at most
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(100)
+        many = fused.forward(model, inputs)
+        torch.set_num_threads(1)
+        one = fused.forward(model, inputs)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(many, one)
+
+
+def test_a_caller_flushing_subnormals_to_zero_changes_nothing():
+    """torch.set_flush_denormal(True) sets the CPU to flush tiny floats to 0; the C code sets it back while it runs."""
+    def step() -> list[torch.Tensor]:
+        model = build_model("full", 7)
+        with torch.no_grad():  # output 0 ahead by 95: the others' probabilities e^-95, their gradients below 1e-38
+            model.out.weight.mul_(0.01)
+            model.out.bias.copy_(torch.tensor([95.0] + [0.0] * 9))
+        inputs, labels = batch(16, seed=5)
+        fused.train_step(model, inputs, labels, 0.5, 0.0)
+        return [p.detach().clone() for p in model.parameters()]
+
+    plain = step()
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        flushed = step()
+    finally:
+        torch.set_flush_denormal(False)
+    assert all(torch.equal(a, b) for a, b in zip(plain, flushed))
+
+
+def test_a_nan_weight_gives_a_nan_loss_so_training_stops():
+    model = build_model("full", 1)
+    with torch.no_grad():
+        model.h1.weight[0, 0, 0, 0] = float("nan")  # reaches the loss only through H1's tanh and everything after
+    inputs, labels = batch(8)
+    loss, _ = fused.train_step(model, inputs, labels, 0.1, 0.0)
+    assert math.isnan(loss.item())
+
+
+def test_labels_must_match_the_images():
+    model = build_model("full", 1)
+    inputs, labels = batch(8)
+    with pytest.raises(ValueError, match="expected 8 labels"):
+        fused.train_step(model, inputs, labels[:7], 0.1, 0.0)
+
+
+def test_an_epoch_in_one_call_equals_its_steps_one_by_one():
+    inputs, labels = batch(70, seed=6)
+    order = torch.randperm(70, generator=torch.Generator().manual_seed(1))[:61]  # 3 batches of 24, the last 13
+    whole, stepped = build_model("full", 8), build_model("full", 8)
+    loss, accuracy = fused.train_epoch(whole, inputs, labels, order, 24, 0.3, 0.001)
+    total, correct = torch.zeros((), dtype=torch.float64), 0
+    for start in range(0, 61, 24):
+        chosen = order[start : start + 24]
+        step_loss, outputs = fused.train_step(stepped, inputs[chosen], labels[chosen], 0.3, 0.001)
+        total += step_loss * len(chosen)  # as lenet1.train.train_epoch sums
+        correct += int((outputs.argmax(1) == labels[chosen]).sum())
+    assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), stepped.parameters()))
+    assert (loss, accuracy) == (total.item() / 61, correct / 61)

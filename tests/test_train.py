@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+import lenet1.fused
 import lenet1.train
 from lenet1.model import build_model
 from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, learning_rates, make_loss, predict, score, train_epoch, train_step
@@ -106,11 +107,18 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
     assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0))
 
 
-def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch):
-    seen, step = [], lenet1.train.train_step
+@pytest.mark.parametrize("variant", ["full", "paper"])  # the fused C steps and autograd's
+def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch, variant):
+    seen, step, fused_train = [], lenet1.train.train_step, lenet1.fused.train
     monkeypatch.setattr(lenet1.train, "train_step", lambda *args: (seen.append(args[3].lr), step(*args))[1])
-    result = fit(train_params(epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5), tiny_split(64, 0),
-                 tiny_split(32, 1), log=lambda line: None)
+
+    def record_fused(model, inputs, labels, order, batch_size, lr, weight_decay):
+        seen.extend([lr] * -(-len(order) // batch_size))  # one lr per step of the call
+        return fused_train(model, inputs, labels, order, batch_size, lr, weight_decay)
+
+    monkeypatch.setattr(lenet1.fused, "train", record_fused)
+    result = fit(train_params(variant=variant, epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5),
+                 tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None)
     assert seen == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]  # two steps of 32 digits per epoch
     assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]
 

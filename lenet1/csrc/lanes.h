@@ -7,7 +7,8 @@
 typedef float Lane __attribute__((vector_size(4 * LANES)));
 typedef double Wide __attribute__((vector_size(8 * LANES)));
 typedef int64_t Words __attribute__((vector_size(8 * LANES)));
-typedef int32_t Mask __attribute__((vector_size(4 * LANES)));
+typedef int32_t Mask __attribute__((vector_size(4 * LANES)));  /* a comparison of Lanes */
+typedef int32_t Ints __attribute__((vector_size(4 * LANES)));
 
 static const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
 static const double INV_LN2 = 1.44269504088896338700e+00;
@@ -22,8 +23,10 @@ INLINE Wide select_wide(Words mask, Wide yes, Wide no) {
    x = k ln2 + r with k an integer and |r| <= ln2/2; scale = 2^k; q = e^r - 1 by its Taylor series to r^9. */
 INLINE Wide exp_parts(Wide x, Wide *scale) {
     const Wide floor = (Wide){0} - 700.0;
-    x = select_wide(x > floor, x, floor);
-    Mask n = __builtin_convertvector(x * INV_LN2 - 0.5, Mask);  /* nearest integer, as x <= 0 */
+    x = select_wide(x < floor, floor, x);  /* written so that a NaN stays NaN */
+    Ints n = __builtin_convertvector(x * INV_LN2 - 0.5, Ints);  /* nearest integer, as x <= 0 */
+    Ints low = n < -1022;  /* only a NaN converts below -1010 (to what the CPU chooses): keep the shift defined */
+    n = (low & -1022) | (~low & n);
     Wide k = __builtin_convertvector(n, Wide);
     Wide r = (x - k * LN2_HI) - k * LN2_LO;
     Wide p = r * (1.0 / 362880.0) + 1.0 / 40320.0;
@@ -45,6 +48,7 @@ INLINE Wide exp_nonpositive(Wide x) {
 
 /* log(s) for s >= 1: s = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1)). */
 static double log_at_least_one(double s) {
+    if (!(s <= 1.7976931348623157e308)) return s;  /* NaN or infinity: diverged training, reported as such */
     Bits bits = {.d = s};
     int64_t e = ((bits.i >> 52) & 0x7ff) - 1023;
     bits.i = (bits.i & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
@@ -61,10 +65,10 @@ INLINE Lane tanh_lanes(Lane a) {
     Wide x = __builtin_convertvector(a, Wide);
     Words negative = (Words)x & sign;
     Wide magnitude = (Wide)((Words)x & ~sign), cap = (Wide){0} + 20.0;
-    magnitude = select_wide(magnitude < cap, magnitude, cap);
+    magnitude = select_wide(magnitude > cap, cap, magnitude);  /* a NaN stays NaN */
     Wide scale, q = exp_parts(magnitude * -2.0, &scale);
     Wide m = scale * q + (scale - 1.0);
-    Wide y = -m / (2.0 + m);
+    Wide y = (0.0 - m) / (2.0 + m);  /* 0 - m, not -m: tanh(+0) = +0 */
     return __builtin_convertvector((Wide)((Words)y | negative), Lane);
 }
 

@@ -14,17 +14,18 @@ typedef struct {
     double loss[LANES];
 } Group;
 
-/* Images of x (28x28 each) into lanes; unused lanes are 0. */
-INLINE void load_images(Group *g, const float *x, int count) {
+/* `count` images (28x28 each) into lanes; unused lanes are 0. */
+INLINE void load_images(Group *g, const float *const *images, int count) {
     memset(g->in, 0, sizeof g->in);
     for (int l = 0; l < count; l++)
-        for (int p = 0; p < 28 * 28; p++) g->in[p][l] = x[l * 28 * 28 + p];
+        for (int p = 0; p < 28 * 28; p++) g->in[p][l] = images[l][p];
 }
 
 /* out[y][x] = tanh(sum over c, i, j of w[c][i][j] in[c][y+i][x+j], then + bias). */
 INLINE void convolve_tanh(const Lane *in, int in_maps, int in_size, const float *w, float bias, Lane *out, int size) {
     for (int y = 0; y < size; y++)
-        for (int x0 = 0; x0 < size; x0 += 8) {  /* 8 outputs at a time: independent sums, so no waiting on one */
+        for (int x0 = 0; x0 < size; x0 += 8) {  /* 8 outputs at a time (size is 24 or 8): independent sums,
+                                                    so the CPU need not wait for one add before the next */
             Lane acc[8] = {{0}};
             for (int c = 0; c < in_maps; c++)
                 for (int i = 0; i < 5; i++) {
@@ -61,8 +62,9 @@ INLINE void forward(const Params *p, Group *g) {
     for (int k = 0; k < 10; k++) g->z[k] = acc[k] + p->bo[k];
 }
 
-/* Cross-entropy per image, and dz = (softmax - onehot) / batch, the softmax in float64.  Returns 1 if a
-   label is not 0-9 (its image then counts as label 0). */
+/* Cross-entropy per image, and dz = (softmax - onehot) / batch, the softmax in float64.  Lanes past
+   `count` (a last group's empty places) get dz = 0, so they add nothing, and their losses are never read.
+   Returns 1 if a label is not 0-9. */
 static int loss_and_dz(Group *g, const int64_t *labels, int count, double inv_batch) {
     int bad = 0;
     Lane top = g->z[0];
