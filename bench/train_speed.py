@@ -7,8 +7,9 @@ and the time to 98.9% test accuracy of the default, the default in fast mode and
 
 Both loops train the same fresh model on the same MNIST training digits in
 the same order (``randperm`` from the same seed, as ``RandomSampler`` draws
-it) with the same ``train_step``; only the data path differs, so they
-must end at the same loss, which the table shows.  The best of ``--repeats``
+it) with the same SGD steps, so they must end at the same loss, which the table
+shows; the data path differs, and ours calls ``train_epoch`` (an epoch of fused
+steps in one C call) where the standard loop calls ``train_step`` per batch.  The best of ``--repeats``
 timings counts, since other load only ever slows a run down: run it on an idle machine.
 """
 from __future__ import annotations

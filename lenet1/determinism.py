@@ -1,13 +1,15 @@
 """Threads and deterministic mode.
 
-Deterministic mode needs no environment variables: ``lenet1.numerics`` builds
-every float operation so that no kernel choice can change its result (no
-BLAS rounding, no vendor math library, no fused multiply-add, sums in a
-fixed order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY,
-which pick kernels per CPU, cannot change the weights, and a user who has set
-them keeps them.  What is left here is the thread count, which OpenMP and MKL
-read when torch is imported, the platforms the promise covers, and one
-allocator setting that only changes speed.
+Deterministic mode needs no environment variables: ``lenet1.fused`` (the C step
+of ``full`` with cross-entropy) and ``lenet1.numerics`` (the rest) build every
+float operation so that no kernel choice can change its result (no BLAS
+rounding, no vendor math library, no fused multiply-add, sums in a fixed
+order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY, which
+pick kernels per CPU, cannot change the weights, and a user who has set them
+keeps them.  What is left here is the thread count (read by OpenMP and MKL
+when torch is imported, and passed to the C code from ``torch.get_num_threads``),
+the platforms the promise covers, and one allocator setting that only changes
+speed.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 The C code computes with one vector lane per image, so its bits do not depend on the CPU's vector
 width or the thread count (see the comment at the top of ``csrc/fused.c``).  It is compiled once per
-machine and source, by ``$CC`` or ``cc``, into ``$LENET1_CACHE`` (default ``~/.cache/lenet1-dvc``).
+machine and source, by ``$CC`` or ``cc``, into ``$LENET1_CACHE`` (default ``$XDG_CACHE_HOME/lenet1-dvc``
+or ``~/.cache/lenet1-dvc``).
 
 Its outputs differ from ``LeNet1.forward``'s exact torch path in the last bits (each is the same on
 every CPU): predictions and training use this code, the feature-map figure uses the torch path.
@@ -81,7 +82,7 @@ def build(extra_flags: tuple[str, ...]) -> ctypes.CDLL:
     command, flags = compiler(), (*FLAGS, *extra_flags)
     version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60).stdout
     texts = [path.read_text() for path in sorted(SOURCES.glob("*.[ch]"))]
-    key = hashlib.sha256("\0".join([*texts, *flags, *LIBRARIES, version, platform.machine()]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([*texts, *command, *flags, *LIBRARIES, version, platform.machine()]).encode()).hexdigest()
     path = cache_dir() / f"fused-{key[:16]}.so"
     try:
         lib = ctypes.CDLL(str(_compile(command, flags, path, force=False)))

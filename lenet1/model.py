@@ -26,7 +26,9 @@ maps, plain average pooling without parameters, tanh:
 No ReLU, batch norm or dropout: this is LeNet-1.  Both return the ten
 output pre-activations; ``squash`` is the output nonlinearity the MSE loss
 applies, since argmax is unchanged by a monotonic function.  The arithmetic
-comes from ``lenet1.numerics``: exact (the same bits on every CPU) or stock torch.
+comes from ``lenet1.numerics``: exact (the same bits on every CPU) or stock torch;
+``lenet1.train`` sends a deterministic 'full' model's training (cross-entropy) and
+predictions to ``lenet1.fused`` instead.
 """
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ deterministic mode builds LeNet-1 from three kinds of operation only:
   because their terms stay on the same grids;
 - ``exp``, ``log``, ``tanh``, the cross-entropy and means from ``lenet1.elementary``.
 
-The default, LeNet-1 'full' with cross-entropy, does not train or predict through these:
-``lenet1.fused`` computes its whole step in C, with the same promise kept another way (one image
-per vector lane, a fixed order for every sum).  They serve the ``paper`` variant, the MSE loss
-and the unit states drawn in ``plots/feature_maps.png``.
+The default, LeNet-1 'full' with cross-entropy, does not train through these, and no 'full'
+model predicts through them: ``lenet1.fused`` computes those in C, with the same promise kept
+another way (one image per vector lane, a fixed order for every sum).  They serve the ``paper``
+variant, training with MSE and the unit states drawn in ``plots/feature_maps.png``.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
     python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
     python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
     python -m lenet1.summarize --json results/seeds.json --md-out results/seeds.md
-    python -m lenet1.summarize --all --compare train.variant=paper@3ff979f default@3ff979f --compare-out results/paper_vs_default.json
+    python -m lenet1.summarize --all --compare train.variant=paper@121e024 default@121e024 --compare-out results/paper_vs_default.json
 
 Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95% Student-t interval of the test
 accuracy, min/max and mean errors; a group of one run has no interval.  Failed, queued and running

@@ -1,4 +1,5 @@
-/* LeNet-1 'full' (tanh, average pooling, cross-entropy): a whole SGD step, and the forward pass, in one call.
+/* LeNet-1 'full' (tanh, average pooling, cross-entropy): SGD steps (a batch or a whole epoch) and the forward
+   pass, each in one call.
 
    The same bits on every CPU and for any thread count, by construction:
    - only IEEE-754 +, -, *, / on float32 and float64, each rounded once: compiled with -ffp-contract=off,
