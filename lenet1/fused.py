@@ -1,4 +1,5 @@
-"""Deterministic LeNet-1 'full' with cross-entropy: a whole SGD step in one C call (``csrc/``).
+"""Deterministic LeNet-1 'full' in C (``csrc/``): SGD steps on the cross-entropy, one C call per batch or
+per epoch, and the forward pass.
 
 The C code computes with one vector lane per image, so its bits do not depend on the CPU's vector
 width or the thread count (see the comment at the top of ``csrc/fused.c``).  It is compiled once per
