@@ -172,25 +172,30 @@ def summary(report: dict[str, Any]) -> str:
 
 def speedups(report: dict[str, Any]) -> str:
     """How many times faster the default is than each other config: the ratios of the mean seconds of the
-    whole run and, over the seeds where both reach the target, to the target."""
+    whole run and, over the seeds where both reach the target, to the target.  A config trained under
+    another name (``same_as``) is compared through that name's runs."""
     by_config: dict[str, dict[int, dict[str, Any]]] = {}
     for result in report["runs"]:
         by_config.setdefault(result["config"], {})[result["seed"]] = result
+    same_as = report.get("same_as", {})
     default = by_config.get("default", {})
     lines = [f"| the default against | whole run | to {report['target']:.1%} |", "|---|---|---|"]
-    names = {name: name for name in by_config} | {alias: f"{alias} (= {twin})" for alias, twin in report.get("same_as", {}).items()}
-    for config, label in names.items():
-        runs = by_config.get(config) or by_config.get(report.get("same_as", {}).get(config), {})
-        if config == "default" or report.get("same_as", {}).get(config) == "default" or not default or not runs:
+    for name in [*by_config, *same_as]:
+        trained = same_as.get(name, name)
+        if trained == "default" or not default:
             continue
-        mean = lambda rows, key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
+        runs = by_config[trained]
         seeds = [seed for seed in runs if seed in default]
-        whole = mean([runs[s] for s in seeds], "seconds") / mean([default[s] for s in seeds], "seconds")
         both = [s for s in seeds if runs[s]["seconds_to_target"] is not None and default[s]["seconds_to_target"] is not None]
-        to_target = (f"{mean([runs[s] for s in both], 'seconds_to_target') / mean([default[s] for s in both], 'seconds_to_target'):.2f}x"
-                     if both else "-")
+        whole = _mean(runs, seeds, "seconds") / _mean(default, seeds, "seconds")
+        to_target = f"{_mean(runs, both, 'seconds_to_target') / _mean(default, both, 'seconds_to_target'):.2f}x" if both else "-"
+        label = name if trained == name else f"{name} (= {trained})"
         lines.append(f"| {label} | {whole:.2f}x | {to_target} ({len(both)} seeds) |")
     return "\n".join(lines)
+
+
+def _mean(runs: dict[int, dict[str, Any]], seeds: list[int], key: str) -> float:
+    return sum(runs[seed][key] for seed in seeds) / len(seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,10 +155,14 @@ static int run(Job *job, int threads) {
     return job->failed;
 }
 
-/* params: w1, b1, w3, b3, wo, bo (float32, contiguous).  logits: n x 10.  Returns 0 or FAILED_* bits. */
+/* The weights as the Python side passes them: w1, b1, w3, b3, wo, bo (float32, contiguous). */
+static Params unpack(float **params) {
+    return (Params){params[0], params[1], params[2], params[3], params[4], params[5]};
+}
+
+/* params: as unpack reads them.  logits: n x 10.  Returns 0 or FAILED_* bits. */
 int lenet1_forward(float **params, const float *x, int n, float *logits, int threads) {
-    Job job = {.params = {params[0], params[1], params[2], params[3], params[4], params[5]},
-               .x = x, .n = n, .train = 0, .logits = logits};
+    Job job = {.params = unpack(params), .x = x, .n = n, .train = 0, .logits = logits};
     return n < 1 ? 0 : run(&job, threads);
 }
 
@@ -173,10 +177,10 @@ int lenet1_train(float **params, const float *x, const int64_t *labels, const in
     float *grads = malloc(sizeof(float) * (size_t)size * N_PARAMS);
     if (grads == 0) return FAILED_RESOURCES;
     for (int start = 0; start < n && status == 0; start += batch_size) {
-        Job job = {.params = {params[0], params[1], params[2], params[3], params[4], params[5]},
-                   .x = order ? x : x + (size_t)start * 28 * 28, .labels = order ? labels : labels + start,
-                   .order = order ? order + start : 0, .n = n - start < batch_size ? n - start : batch_size,
-                   .train = 1, .logits = logits + (size_t)start * 10, .grads = grads, .losses = losses + start};
+        Job job = {.params = unpack(params), .x = order ? x : x + (size_t)start * 28 * 28,
+                   .labels = order ? labels : labels + start, .order = order ? order + start : 0,
+                   .n = n - start < batch_size ? n - start : batch_size, .train = 1,
+                   .logits = logits + (size_t)start * 10, .grads = grads, .losses = losses + start};
         status = run(&job, threads);
         if (status == 0) {
             unsigned int caller = ieee_default();
