@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from lenet1.model import KERNEL, Convolution, LeNet1, Linear, Subsampling
+from torch import nn
+
+from lenet1.model import KERNEL, Convolution, LeNet1, Subsampling
 
 LAYERS = ("h1", "h2", "h3", "h4", "out")
 
@@ -34,8 +36,8 @@ def _inputs_per_unit(layer: torch.nn.Module) -> list[int]:
     if isinstance(layer, Convolution):
         return [len(inputs) * KERNEL * KERNEL + 1 for inputs in layer.table]
     if isinstance(layer, Subsampling):
-        return [2 * 2 + hasattr(layer, "bias")] * layer.maps
-    if isinstance(layer, Linear):
+        return [2 * 2 + layer.trainable] * layer.maps
+    if isinstance(layer, nn.Linear):
         return [layer.weight.shape[1] + 1] * layer.weight.shape[0]
     raise TypeError(f"no connection count for {type(layer).__name__}")
 

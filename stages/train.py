@@ -14,7 +14,8 @@ def main() -> None:
     from lenet1.data import first_digits, load_split, to_inputs
     from lenet1.determinism import configure_torch
     from lenet1.evaluate import EvaluateParams
-    from lenet1.model import count_parameters, save_model
+    from lenet1.checkpoint import save_model
+    from lenet1.model import count_parameters
     from lenet1.outputs import write_csv, write_json
     from lenet1.train import Split, TrainParams, fit
 
@@ -30,10 +31,10 @@ def main() -> None:
     val = Split(to_inputs(val_images, kind), val_labels)
     print(f"train: LeNet-1 '{config.variant}' on {len(labels)} digits, {config.epochs} epochs, "
           f"batch {config.batch_size}, lr {config.lr} ({config.schedule}), "
-          f"{threads} threads, deterministic={config.deterministic}", flush=True)
+          f"{threads} threads, {'exact engine' if config.deterministic else 'stock PyTorch'}", flush=True)
     result = fit(config, train, val, eval_batch_size=evaluation.batch_size, log=lambda line: print(line, flush=True))
     best = result.history[result.best_epoch - 1]
-    save_model(paths.MODEL, result.model, asdict(config), result.best_epoch)
+    save_model(paths.MODEL, result.model, asdict(config), result.best_epoch, result.engine)
     write_csv(paths.HISTORY, result.history)
     write_json(paths.PLATFORM, platform_record(config.deterministic, threads))
     write_json(paths.TRAIN_METRICS, {

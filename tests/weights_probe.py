@@ -19,7 +19,7 @@ parser.add_argument("--batch-size", type=int, default=16)
 parser.add_argument("--variant", default="full")
 parser.add_argument("--loss", default="cross_entropy")
 parser.add_argument("--threads", type=int, default=1)
-parser.add_argument("--fast", action="store_true", help="stock torch arithmetic instead of the exact numerics")
+parser.add_argument("--fast", action="store_true", help="stock PyTorch instead of the exact engine")
 args = parser.parse_args()
 
 from lenet1.determinism import configure_environment  # noqa: E402
@@ -30,8 +30,8 @@ import torch  # noqa: E402
 
 from lenet1.data import to_inputs  # noqa: E402
 from lenet1.determinism import configure_torch  # noqa: E402
+from lenet1.engine import make_engine  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
-from lenet1.train import SGD, make_loss, train_step  # noqa: E402
 
 configure_torch(args.threads)
 generator = torch.Generator().manual_seed(0)
@@ -39,11 +39,10 @@ count = args.steps * args.batch_size
 images = (torch.rand(count, 28, 28, generator=generator) * 255).to(torch.uint8)
 labels = torch.randint(0, 10, (count,), generator=generator)
 inputs = to_inputs(images)
-model = build_model(args.variant, 1, exact=not args.fast)
-loss_fn = make_loss(args.loss, model)
-optimizer = SGD(model.parameters(), lr=0.1)
+model = build_model(args.variant, 1)
+engine = make_engine("stock" if args.fast else "exact", model, args.loss, inputs, labels)
 for start in range(0, count, args.batch_size):
     batch = slice(start, start + args.batch_size)
-    loss, _ = train_step(model, inputs[batch], labels[batch], optimizer, loss_fn)
+    loss, _ = engine.train_step(inputs[batch], labels[batch], 0.1, 0.0)
 weights = b"".join(t.detach().contiguous().numpy().tobytes() for t in model.state_dict().values())
 print(hashlib.sha256(weights).hexdigest(), f"loss {float(loss):.6f}")

@@ -1,0 +1,81 @@
+"""How a LeNet-1 is computed: the exact engine (deterministic mode: the same bits on every CPU) or stock
+PyTorch.  Chosen once, when the model is built for training (``train.deterministic``); the model file
+records which engine made it, and evaluation uses that one.
+
+Both engines take the model of ``lenet1/model.py``; the exact one proves first that it computes that
+model (``lenet1.engine.probe``) and refuses otherwise.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from lenet1.engine import exact, probe
+from lenet1.engine.stock import StockEngine
+from lenet1.model import LeNet1
+
+ENGINES = ("exact", "stock")
+
+
+def batch_mean(losses: list[float]) -> torch.Tensor:
+    """A batch's mean loss as a float32 scalar; fsum is exact, so no CPU's vectorised sum can change it."""
+    return torch.tensor(math.fsum(losses) / len(losses), dtype=torch.float32)
+
+
+class ExactEngine:
+    name = "exact"
+    version = exact.VERSION
+
+    def __init__(self, model: LeNet1, loss: str, probe_inputs: torch.Tensor, probe_labels: torch.Tensor) -> None:
+        probe.check(model, loss, probe_inputs, probe_labels)
+        self.model, self.loss_name = model, loss
+
+    def _layout(self) -> exact.Layout:
+        return exact.Layout.of(self.model, self.loss_name)  # checked on every call: weights may be swapped
+
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float,
+                   weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on the batch: its mean loss and its outputs before the step."""
+        losses, logits = exact.train(self._layout(), inputs, labels, None, len(inputs), lr, weight_decay)
+        return batch_mean(losses.tolist()), logits
+
+    def train_epoch(self, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
+                    lr: float, weight_decay: float) -> tuple[float, float]:
+        """SGD on ``inputs[order]`` in batches, in one C call: the mean loss and accuracy seen while training,
+        each batch's mean loss rounded to float32 as ``train_step`` gives it."""
+        losses, logits = exact.train(self._layout(), inputs, labels, order, batch_size, lr, weight_decay)
+        values, total = losses.tolist(), torch.zeros((), dtype=torch.float64)
+        for start in range(0, len(values), batch_size):
+            batch = values[start : start + batch_size]
+            total += batch_mean(batch) * len(batch)
+        correct = (logits.argmax(1) == labels.index_select(0, order)).sum()
+        return total.item() / len(order), correct.item() / len(order)
+
+    def evaluate(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, float]:
+        """The outputs and the mean loss (summed exactly) over ``inputs``."""
+        outputs, losses = [], []
+        for start in range(0, len(inputs), batch_size):
+            logits, batch_losses, _ = exact.forward(self._layout(), inputs[start : start + batch_size],
+                                                    labels[start : start + batch_size])
+            outputs.append(logits)
+            losses.extend(batch_losses.tolist())
+        return torch.cat(outputs), math.fsum(losses) / len(losses)
+
+    def predict(self, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return torch.cat([exact.forward(self._layout(), inputs[start : start + batch_size])[0]
+                          for start in range(0, len(inputs), batch_size)])
+
+    def states(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, _, states = exact.forward(self._layout(), inputs, states=True)
+        return {**states, "output": logits}
+
+
+def make_engine(name: str, model: LeNet1, loss: str, probe_inputs: torch.Tensor,
+                probe_labels: torch.Tensor) -> ExactEngine | StockEngine:
+    """The engine ``name`` for ``model`` and ``loss``; the exact one first probes itself on the given digits."""
+    if name == "exact":
+        return ExactEngine(model, loss, probe_inputs, probe_labels)
+    if name == "stock":
+        return StockEngine(model, loss)
+    raise ValueError(f"unknown engine {name!r}: expected one of {', '.join(ENGINES)}")

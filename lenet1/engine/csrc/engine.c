@@ -1,0 +1,180 @@
+/* The exact engine: LeNet-1 as lenet1/model.py's Architecture describes it, with either loss: SGD steps
+   (a batch or a whole epoch) and the forward pass (outputs, losses, unit states), each in one call.
+
+   The same bits on every CPU, compiler and thread count, by construction (the one place this is explained):
+   - only IEEE-754 +, -, *, / on float32 and float64, each rounded once: compiled with -ffp-contract=off,
+     so no fused multiply-add, and no libm (exp, log and tanh are our own, from those operations);
+   - every sum runs in the order written here.  The vector lanes hold different images (LANES images
+     per group), never the terms of one sum, so any vector width (SSE2, AVX2, AVX-512, NEON) and the
+     scalar code compute the same numbers;
+   - threads take whole groups; the batch's gradient adds the images' gradients in image order.
+*/
+#include "platform.h"
+
+/* x86-64 with GCC: one copy of the hot code per instruction set, chosen when loaded (the bits are the same).
+   The helpers that pass vectors by value are always inlined into these copies, so the vector ABI
+   that -Wno-psabi quiets never applies to a real call. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LENET1_BASELINE_ONLY)
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
+#include "lanes.h"
+#include "layers.h"
+#include "network.h"
+#include "layout.h"
+
+enum { FAILED_RESOURCES = 1, FAILED_LABEL = 2 };  /* bits of the return value (FAILED_LAYOUT: layout.h) */
+enum { STATE_FLOATS = 4 * 576 + 4 * 144 + 12 * 64 + 192 };  /* H1, H2, H3, H4 per image */
+
+INLINE void fail(int *failed, int why) { __atomic_or_fetch(failed, why, __ATOMIC_RELAXED); }
+
+typedef struct {
+    const Arch *arch;
+    Weights weights;
+    const float *x;          /* images, 28x28 each */
+    const int64_t *labels;   /* one per image of x, or 0: no loss */
+    const int64_t *order;    /* the batch's images are x[order[0]], x[order[1]], ...; 0: x[0], x[1], ... */
+    int n, groups, threads, train;
+    int failed;  /* FAILED_*, set with __atomic_or_fetch: several threads may write it */
+    float *logits, *grads, *states;  /* grads: n x arch->offset[SLOTS], image-major; states: n x STATE_FLOATS */
+    double *losses;
+} Job;
+
+typedef struct { Job *job; int first; } Worker;
+
+static void copy_states(const Group *g, int lane, float *out) {
+    const Lane *layers[4] = {g->h1, g->h2, g->h3, g->h4};
+    const int sizes[4] = {4 * 576, 4 * 144, 12 * 64, 192};
+    for (int s = 0; s < 4; out += sizes[s], s++)
+        for (int q = 0; q < sizes[s]; q++) out[q] = layers[s][q][lane];
+}
+
+/* Groups first, first + threads, ...: the outputs, the losses if labelled, each image's gradient if training. */
+CLONES static void run_groups(Job *job, int first) {
+    Group *g = aligned_alloc(64, (sizeof(Group) + 63) / 64 * 64);
+    if (g == 0) { fail(&job->failed, FAILED_RESOURCES); return; }
+    int row_floats = job->arch->offset[SLOTS];
+    for (int group = first; group < job->groups; group += job->threads) {
+        int start = group * LANES, count = job->n - start < LANES ? job->n - start : LANES;
+        const float *images[LANES];
+        int labels[LANES] = {0};
+        for (int l = 0; l < count; l++) {
+            size_t index = job->order ? (size_t)job->order[start + l] : (size_t)(start + l);
+            images[l] = job->x + index * 28 * 28;
+            int64_t label = job->labels ? job->labels[index] : 0;
+            if (label < 0 || label > 9) fail(&job->failed, FAILED_LABEL);
+            else labels[l] = (int)label;
+        }
+        load_images(g, images, count);
+        forward(job->arch, &job->weights, g);
+        for (int l = 0; l < count; l++) {
+            for (int k = 0; k < 10; k++) job->logits[(start + l) * 10 + k] = g->z[k][l];
+            if (job->states) copy_states(g, l, job->states + (size_t)(start + l) * STATE_FLOATS);
+        }
+        if (!job->labels) continue;
+        loss(job->arch, g, labels, count, 1.0 / job->n);
+        for (int l = 0; l < count; l++) job->losses[start + l] = g->loss[l];
+        if (!job->train) continue;
+        backward(job->arch, &job->weights, g);
+        for (int l = 0; l < count; l++) {
+            float *row = job->grads + (size_t)(start + l) * row_floats;
+            for (int q = 0; q < row_floats; q++) row[q] = g->grad[q][l];
+        }
+    }
+    free(g);
+}
+
+/* The batch's gradient, the images' added in image order, then p <- p - lr (g + weight_decay p). */
+CLONES static int update(Job *job, float lr, float weight_decay) {
+    const Arch *a = job->arch;
+    int row_floats = a->offset[SLOTS];
+    float *total = calloc((size_t)row_floats, sizeof(float));
+    if (total == 0) return FAILED_RESOURCES;
+    for (int b = 0; b < job->n; b++) {
+        const float *row = job->grads + (size_t)b * row_floats;
+        for (int q = 0; q < row_floats; q++) total[q] = total[q] + row[q];
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        float *weight = job->weights.slot[s];
+        const float *grad = total + a->offset[s];
+        for (int q = 0; q < a->size[s]; q++) {
+            float g = weight_decay != 0.0f ? grad[q] + weight[q] * weight_decay : grad[q];
+            weight[q] = weight[q] - g * lr;
+        }
+    }
+    free(total);
+    return 0;
+}
+
+static void *work(void *worker) {
+    unsigned long caller = ieee_default();
+    run_groups(((Worker *)worker)->job, ((Worker *)worker)->first);
+    restore(caller);
+    return 0;
+}
+
+/* The groups on up to `threads` threads (this one included); each thread takes whole groups. */
+static int run(Job *job, int threads) {
+    enum { MAX_THREADS = 64 };
+    pthread_t ids[MAX_THREADS];
+    Worker workers[MAX_THREADS];
+    job->groups = (job->n + LANES - 1) / LANES;
+    job->threads = threads < job->groups ? threads : job->groups;
+    job->threads = job->threads < 1 ? 1 : job->threads > MAX_THREADS ? MAX_THREADS : job->threads;
+    int started = 1;
+    for (; started < job->threads; started++) {
+        workers[started] = (Worker){job, started};
+        if (pthread_create(&ids[started], 0, work, &workers[started]) != 0) break;
+    }
+    if (started < job->threads) fail(&job->failed, FAILED_RESOURCES);  /* their groups are missing */
+    workers[0] = (Worker){job, 0};
+    work(&workers[0]);
+    for (int t = 1; t < started; t++) pthread_join(ids[t], 0);
+    return job->failed;
+}
+
+/* The engine's version: lenet1/engine/exact.py records it in every model file it makes. */
+int lenet1_version(void) { return ENGINE_VERSION; }
+
+/* header, squash, sizes, weights: as describe() (layout.h) reads them.  labels: 0, or one per image, then
+   losses (float64, one per image).  logits: n x 10; states: 0 or n x STATE_FLOATS.  Returns 0 or FAILED_* bits. */
+int lenet1_forward(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
+                   const int64_t *labels, int n, float *logits, double *losses, float *states, int threads) {
+    Arch arch;
+    int status = describe(header, squash, sizes, &arch);
+    if (status || n < 1) return status;
+    Job job = {.arch = &arch, .x = x, .labels = labels, .n = n, .logits = logits, .losses = losses, .states = states};
+    for (int s = 0; s < SLOTS; s++) job.weights.slot[s] = weights[s];
+    return run(&job, threads);
+}
+
+/* SGD steps on the mean loss of batches of `batch_size` (the last may be smaller): the images x[order[0]],
+   ..., x[order[n - 1]], or x[0], ..., x[n - 1] without an order; the weights are updated in place.
+   losses: n per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
+   FAILED_* bits, with the weights as the failing step found them. */
+int lenet1_train(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
+                 const int64_t *labels, const int64_t *order, int n, int batch_size, float lr, float weight_decay,
+                 float *logits, double *losses, int threads) {
+    Arch arch;
+    int status = describe(header, squash, sizes, &arch);
+    if (status || n < 1 || batch_size < 1) return status;
+    int size = batch_size < n ? batch_size : n;
+    float *grads = malloc(sizeof(float) * (size_t)size * arch.offset[SLOTS]);
+    if (grads == 0) return FAILED_RESOURCES;
+    for (int start = 0; start < n && status == 0; start += batch_size) {
+        Job job = {.arch = &arch, .x = order ? x : x + (size_t)start * 28 * 28,
+                   .labels = order ? labels : labels + start, .order = order ? order + start : 0,
+                   .n = n - start < batch_size ? n - start : batch_size, .train = 1,
+                   .logits = logits + (size_t)start * 10, .grads = grads, .losses = losses + start};
+        for (int s = 0; s < SLOTS; s++) job.weights.slot[s] = weights[s];
+        status = run(&job, threads);
+        if (status == 0) {
+            unsigned long caller = ieee_default();
+            status = update(&job, lr, weight_decay);
+            restore(caller);
+        }
+    }
+    free(grads);
+    return status;
+}

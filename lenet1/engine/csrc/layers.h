@@ -1,0 +1,148 @@
+/* LeNet-1's layers on a group of LANES images: one named forward and backward per layer.
+
+   The network is the one lenet1/model.py describes as data (its Architecture): H1, 4 maps 24x24 from
+   5x5 kernels on the 28x28 input; H2, 4 maps 12x12, each a 2x2 average; H3, 12 maps 8x8 from 5x5 kernels
+   on the H2 maps its connection table names; H4, 12 maps 4x4, 2x2 averages; 10 outputs, fully connected.
+   The subsampling layers are either plain averages or squash(coefficient * average + bias), the paper's
+   units; squash(a) = amplitude * tanh(slope * a).  engine.c checks the layout before anything runs. */
+#define MAX_PAIRS 48  /* H3 kernels: at most 12 maps x 4 inputs */
+#define MAX_PARAMS (100 + 4 + 4 + 4 + MAX_PAIRS * 25 + 12 + 12 + 12 + 1920 + 10)
+enum { W1, B1, C2, D2, W3, B3, C4, D4, WO, BO, SLOTS };  /* the weights' order, model.py's state_dict's */
+
+typedef struct {
+    float amplitude, slope;         /* squash(a) = amplitude tanh(slope a) */
+    float amplitude2, slope_ratio;  /* its derivative from its value s: slope_ratio (amplitude2 - s^2) */
+    int trainable_subsampling;      /* C2, D2, C4, D4 exist: H2 and H4 are squash(c average + d) */
+    int loss;                       /* LOSS_CROSS_ENTROPY or LOSS_MSE */
+    int first[13];                  /* H3 map o's kernels are first[o] .. first[o + 1] - 1 of W3 */
+    int input[MAX_PAIRS];           /* the H2 map each kernel reads, ascending within an H3 map */
+    int size[SLOTS], offset[SLOTS + 1];  /* floats per weight slot and its place in a gradient row */
+} Arch;
+
+typedef struct { float *slot[SLOTS]; } Weights;
+
+/* One group's activations and gradients, each value a Lane (one float per image). */
+typedef struct {
+    Lane in[28 * 28], h1[4 * 24 * 24], a2[4 * 12 * 12], h2[4 * 12 * 12], h3[12 * 8 * 8], a4[192], h4[192], z[10];
+    Lane d3[12 * 8 * 8], dh2[4 * 12 * 12], d1[4 * 24 * 24], dh4[192], dz[10], grad[MAX_PARAMS];
+    double loss[LANES];
+} Group;
+
+INLINE Lane squash(const Arch *a, Lane x) { return a->amplitude * tanh_lanes(a->slope * x); }
+INLINE Lane squash_slope(const Arch *a, Lane s) { return a->slope_ratio * (a->amplitude2 - s * s); }
+
+/* `count` images (28x28 each) into lanes; unused lanes are 0. */
+INLINE void load_images(Group *g, const float *const *images, int count) {
+    memset(g->in, 0, sizeof g->in);
+    for (int l = 0; l < count; l++)
+        for (int p = 0; p < 28 * 28; p++) g->in[p][l] = images[l][p];
+}
+
+/* out[y][x] = squash(sum over the listed input maps c, then i, j, of w[c][i][j] in[c][y+i][x+j], then + bias). */
+INLINE void convolution_forward(const Arch *a, const Lane *in, const int *inputs, int n_inputs, int in_size,
+                                const float *w, float bias, Lane *out, int size) {
+    for (int y = 0; y < size; y++)
+        for (int x0 = 0; x0 < size; x0 += 8) {  /* 8 outputs at a time (size is 24 or 8): independent sums,
+                                                    so the CPU need not wait for one add before the next */
+            Lane acc[8] = {{0}};
+            for (int c = 0; c < n_inputs; c++)
+                for (int i = 0; i < 5; i++) {
+                    const Lane *row = in + (inputs[c] * in_size + y + i) * in_size + x0;
+                    for (int j = 0; j < 5; j++) {
+                        float wv = w[(c * 5 + i) * 5 + j];
+                        for (int k = 0; k < 8; k++) acc[k] = acc[k] + wv * row[j + k];
+                    }
+                }
+            for (int k = 0; k < 8; k++) out[y * size + x0 + k] = squash(a, acc[k] + bias);
+        }
+}
+
+/* A map's 2x2 averages ((a + b) + (c + d)) * 0.25 into avg; trainable: out = squash(coefficient avg + bias). */
+INLINE void subsampling_forward(const Arch *a, const Lane *in, int size, float coefficient, float bias, Lane *avg,
+                                Lane *out) {
+    int half = size / 2;
+    for (int y = 0; y < half; y++)
+        for (int x = 0; x < half; x++) {
+            const Lane *p = in + 2 * y * size + 2 * x, *q = p + size;
+            avg[y * half + x] = ((p[0] + p[1]) + (q[0] + q[1])) * 0.25f;
+        }
+    for (int u = 0; u < half * half; u++)
+        out[u] = a->trainable_subsampling ? squash(a, avg[u] * coefficient + bias) : avg[u];
+}
+
+/* Trainable subsampling, backward: from d(out) (in place) to d(avg), with the coefficient's and bias's gradients. */
+INLINE void subsampling_backward(const Arch *a, Lane *d, const Lane *out, const Lane *avg, int units,
+                                 float coefficient, Lane *d_coefficient, Lane *d_bias) {
+    Lane dc = {0}, db = {0};
+    for (int u = 0; u < units; u++) {
+        Lane pre = d[u] * squash_slope(a, out[u]);
+        dc = dc + pre * avg[u];
+        db = db + pre;
+        d[u] = pre * coefficient;
+    }
+    *d_coefficient = dc;
+    *d_bias = db;
+}
+
+/* d(loss)/d(pre-activation) of a squashed unit h read by a 2x2 average: upstream * 0.25 * squash'(h). */
+INLINE void unpool_squash(const Arch *a, const Lane *up, const Lane *h, int size, Lane *d) {
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++)
+            d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * 0.25f) * squash_slope(a, h[y * size + x]);
+}
+
+/* A kernel's gradient: dw[c][i][j] = sum over y, x of d[y][x] in[input c][y+i][x+j]; db = sum of d. */
+INLINE void convolution_weight_backward(const Lane *d, int size, const Lane *in, const int *inputs, int n_inputs,
+                                        int in_size, Lane *dw, Lane *db) {
+    for (int c = 0; c < n_inputs; c++)
+        for (int i = 0; i < 5; i++) {
+            Lane acc[5] = {{0}};  /* a row of the kernel at a time: five independent sums */
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    const Lane *row = in + (inputs[c] * in_size + y + i) * in_size + x;
+                    for (int j = 0; j < 5; j++) acc[j] = acc[j] + d[y * size + x] * row[j];
+                }
+            for (int j = 0; j < 5; j++) dw[(c * 5 + i) * 5 + j] = acc[j];
+        }
+    Lane acc = {0};
+    for (int q = 0; q < size * size; q++) acc = acc + d[q];
+    *db = acc;
+}
+
+/* H3's input gradient: each H3 unit's delta spread back through its kernels, in the order o, y, x, c, i, j. */
+INLINE void h3_input_backward(const Arch *a, const float *w3, const Lane *d3, Lane *dh2) {
+    memset(dh2, 0, sizeof(Lane) * 4 * 144);
+    for (int o = 0; o < 12; o++)
+        for (int y = 0; y < 8; y++)
+            for (int x = 0; x < 8; x++) {
+                Lane d = d3[o * 64 + y * 8 + x];
+                for (int k = a->first[o]; k < a->first[o + 1]; k++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 5; j++) {
+                            Lane *dst = dh2 + (a->input[k] * 12 + y + i) * 12 + x + j;
+                            *dst = *dst + w3[(k * 5 + i) * 5 + j] * d;
+                        }
+            }
+}
+
+/* z[k] = sum over f of wo[k][f] h4[f], then + bo[k]. */
+INLINE void output_forward(const float *wo, const float *bo, const Lane *h4, Lane *z) {
+    Lane acc[10] = {{0}};
+    for (int f = 0; f < 192; f++)
+        for (int k = 0; k < 10; k++) acc[k] = acc[k] + wo[k * 192 + f] * h4[f];
+    for (int k = 0; k < 10; k++) z[k] = acc[k] + bo[k];
+}
+
+/* The output layer's gradients (dwo = dz h4, dbo = dz) and d(h4)[f] = sum over k of wo[k][f] dz[k]. */
+INLINE void output_backward(const float *wo, const Lane *dz, const Lane *h4, Lane *dwo, Lane *dbo, Lane *dh4) {
+    for (int k = 0; k < 10; k++) {
+        dbo[k] = dz[k];
+        for (int f = 0; f < 192; f++) dwo[k * 192 + f] = dz[k] * h4[f];
+    }
+    for (int f0 = 0; f0 < 192; f0 += 8) {
+        Lane acc[8] = {{0}};
+        for (int k = 0; k < 10; k++)
+            for (int f = 0; f < 8; f++) acc[f] = acc[f] + wo[k * 192 + f0 + f] * dz[k];
+        for (int f = 0; f < 8; f++) dh4[f0 + f] = acc[f];
+    }
+}

@@ -1,0 +1,159 @@
+"""The exact engine's boundary: a LeNet-1's architecture and weights as the C code (``csrc/``) reads them,
+checked on both sides, and its three calls: forward (outputs, losses, unit states), training, the version.
+
+Why the bits are the same on every CPU is explained once, at the top of ``csrc/engine.c``.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lenet1.engine.build import library
+from lenet1.errors import InputError
+from lenet1.loss import LOSSES
+from lenet1.model import LeNet1
+
+MAGIC, VERSION = 0x4C4E3101, 3  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
+FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT = 1, 2, 4  # the C functions' error bits
+SLOTS = ("h1.weight", "h1.bias", "h2.coefficient", "h2.bias", "h3.weight", "h3.bias",
+         "h4.coefficient", "h4.bias", "out.weight", "out.bias")  # csrc/layers.h's W1 ... BO
+STATE_SHAPES = {"H1": (4, 24, 24), "H2": (4, 12, 12), "H3": (12, 8, 8), "H4": (12, 4, 4)}
+
+
+class LayoutError(InputError):
+    """The model is not a network the exact engine computes: its weights do not have the expected layout."""
+
+
+def expected_shapes(model: LeNet1) -> dict[str, tuple[int, ...]]:
+    """Every weight the engine reads, by state_dict name, with the shape its architecture implies."""
+    arch = model.architecture
+    pairs = sum(len(inputs) for inputs in arch.h3_table)
+    h3 = (12, 4, 5, 5) if pairs == 48 else (pairs, 5, 5)
+    shapes = {"h1.weight": (4, 1, 5, 5), "h1.bias": (4,), "h3.weight": h3, "h3.bias": (12,),
+              "out.weight": (10, 192), "out.bias": (10,)}
+    if arch.trainable_subsampling:
+        shapes.update({"h2.coefficient": (4,), "h2.bias": (4,), "h4.coefficient": (12,), "h4.bias": (12,)})
+    return shapes
+
+
+@dataclass
+class Layout:
+    """What csrc/layout.h's describe() reads: the header, the squash and each slot's size; and the weights."""
+    header: ctypes.Array
+    squash: ctypes.Array
+    sizes: ctypes.Array
+    weights: list[torch.Tensor | None]
+
+    @classmethod
+    def of(cls, model: LeNet1, loss: str) -> "Layout":
+        arch, found = model.architecture, dict(model.named_parameters())
+        expected = expected_shapes(model)
+        if set(found) != set(expected):
+            raise LayoutError(f"the exact engine reads the weights {sorted(expected)}, this model has {sorted(found)}")
+        for name, shape in expected.items():
+            tensor = found[name]
+            if tuple(tensor.shape) != shape:
+                raise LayoutError(f"the exact engine expects {name} of shape {shape}, this model's is {tuple(tensor.shape)}")
+            if tensor.dtype != torch.float32 or tensor.device.type != "cpu" or not tensor.is_contiguous():
+                raise LayoutError(f"the exact engine needs float32, contiguous CPU weights; {name} is {tensor.dtype} "
+                                  f"on {tensor.device}")
+        pairs = [(out, inp) for out, inputs in enumerate(arch.h3_table) for inp in inputs]
+        header = [MAGIC, VERSION, LOSSES.index(loss), int(arch.trainable_subsampling), len(pairs),
+                  *[out for out, _ in pairs], *[inp for _, inp in pairs]]
+        weights = [found.get(name) for name in SLOTS]
+        sizes = [0 if t is None else t.numel() for t in weights]
+        return cls((ctypes.c_int32 * len(header))(*header), (ctypes.c_float * 2)(arch.amplitude, arch.slope),
+                   (ctypes.c_int64 * len(SLOTS))(*sizes), weights)
+
+    def pointers(self) -> ctypes.Array:
+        """The weights' addresses; the C code reads and updates them in place."""
+        return (ctypes.c_void_p * len(SLOTS))(*[None if t is None else t.data_ptr() for t in self.weights])
+
+
+def _images(inputs: torch.Tensor) -> torch.Tensor:
+    if inputs.shape[1:] != (1, 28, 28):
+        raise ValueError(f"expected inputs of shape (N, 1, 28, 28), got {tuple(inputs.shape)}")
+    return inputs.to("cpu", torch.float32).contiguous()
+
+
+def _labels(labels: torch.Tensor, count: int) -> torch.Tensor:
+    labels = labels.to("cpu", torch.int64).contiguous()
+    if labels.shape != (count,):
+        raise ValueError(f"expected {count} labels, got shape {tuple(labels.shape)}")
+    return labels
+
+
+def _check(status: int, what: str) -> None:
+    if status & FAILED_LAYOUT:
+        raise LayoutError(f"{what}: the C engine refused the layout (its version is {version()}, this side's {VERSION}); "
+                          "nothing was computed")
+    if status & FAILED_LABEL:
+        raise InputError(f"{what}: a label outside 0-9; nothing was updated")
+    if status:
+        raise MemoryError(f"{what}: out of memory or threads; nothing was updated")
+
+
+def _library() -> ctypes.CDLL:
+    """The compiled engine, with its functions' argument types (ctypes would guess them from the values)."""
+    lib = library()
+    if not getattr(lib, "typed", False):
+        pointer, i32 = ctypes.c_void_p, ctypes.c_int
+        lib.lenet1_forward.argtypes = [pointer] * 6 + [i32] + [pointer] * 3 + [i32]
+        lib.lenet1_train.argtypes = [pointer] * 7 + [i32, i32, ctypes.c_float, ctypes.c_float, pointer, pointer, i32]
+        lib.typed = True
+    return lib
+
+
+def version() -> int:
+    return _library().lenet1_version()
+
+
+def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = None,
+            states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor] | None]:
+    """The ten outputs of each input; with labels, each image's loss (float64); with states, H1-H4."""
+    images = _images(inputs)
+    count = len(images)
+    labels = None if labels is None else _labels(labels, count)
+    logits = torch.empty(count, 10, dtype=torch.float32)
+    losses = None if labels is None else torch.empty(count, dtype=torch.float64)
+    sizes = [math.prod(shape) for shape in STATE_SHAPES.values()]
+    buffer = torch.empty(count, sum(sizes), dtype=torch.float32) if states else None
+    status = _library().lenet1_forward(
+        layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(),
+        None if labels is None else labels.data_ptr(), count, logits.data_ptr(),
+        None if losses is None else losses.data_ptr(), None if buffer is None else buffer.data_ptr(),
+        torch.get_num_threads())
+    _check(status, "lenet1_forward")
+    unit_states = None
+    if buffer is not None:
+        parts = buffer.split(sizes, dim=1)
+        unit_states = {name: part.reshape(count, *shape) for (name, shape), part in zip(STATE_SHAPES.items(), parts)}
+    return logits, losses, unit_states
+
+
+def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor | None, batch_size: int,
+          lr: float, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """SGD steps on batches of ``inputs[order]`` (or ``inputs``), all in one C call: no torch operation runs
+    between steps, whose OpenMP threads would compete with the C code's for the cores.
+
+    The weights are updated in place, outside autograd (as an optimizer's step under no_grad would be).
+    Returns each image's loss (float64) and outputs (before its step), in batch order.
+    """
+    images = _images(inputs)
+    labels = _labels(labels, len(images))
+    count = len(images)
+    if order is not None:
+        order = order.to("cpu", torch.int64).contiguous()
+        count = len(order)
+        if count and not (0 <= int(order.min()) and int(order.max()) < len(images)):
+            raise ValueError(f"order holds an index outside 0-{len(images) - 1}")
+    logits = torch.empty(count, 10, dtype=torch.float32)
+    losses = torch.empty(count, dtype=torch.float64)
+    status = _library().lenet1_train(
+        layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(), labels.data_ptr(),
+        None if order is None else order.data_ptr(), count, batch_size, lr, weight_decay, logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
+    _check(status, "lenet1_train")
+    return losses, logits
