@@ -72,7 +72,7 @@ def learning_rates(schedule: str, lr: float, epochs: int, step_size: int, gamma:
 @dataclass
 class TrainResult:
     model: LeNet1  # the weights of the best validation epoch
-    engine: str  # the engine that trained it: "exact" or "stock"
+    engine: Engine  # the engine that trained it
     best_epoch: int
     history: list[dict[str, Any]]  # one row per epoch
     seconds: float
@@ -125,4 +125,4 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
         )
         epoch_started = time.perf_counter()
     model.load_state_dict(best_state)
-    return TrainResult(model, engine.name, best_epoch, history, time.perf_counter() - started)
+    return TrainResult(model, engine, best_epoch, history, time.perf_counter() - started)

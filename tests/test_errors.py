@@ -78,11 +78,3 @@ def test_a_full_disk_names_the_output_not_the_temporary_file(tmp_path, monkeypat
     assert status == 1
     assert f"train: error: cannot read or write {tmp_path / 'train.json'}: No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no temporary file left
-
-
-def test_exact_tanh_passes_nan_through():
-    import torch
-
-    from lenet1.elementary import tanh
-
-    assert torch.isnan(tanh(torch.tensor([float("nan"), 0.5]))[0])

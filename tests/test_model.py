@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters, load_model, save_model
+from lenet1.checkpoint import load_model, save_model
+from lenet1.engine.stock import StockEngine
+from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters
 from lenet1.structure import connections, units
 
 # Table 1, p. 400 of LeCun et al. (NIPS 2, 1990), maps numbered from 1: H3 map -> the H2 maps it reads.
@@ -20,9 +22,8 @@ def measured_h3_inputs(model: LeNet1) -> dict[int, set[int]]:
     return found
 
 
-@pytest.mark.parametrize("exact", [True, False])
-def test_paper_h3_connections_are_table_1(exact):
-    assert measured_h3_inputs(build_model("paper", 0, exact)) == PAPER_TABLE_1
+def test_paper_h3_connections_are_table_1():
+    assert measured_h3_inputs(build_model("paper", 0)) == PAPER_TABLE_1
 
 
 def test_the_measurement_sees_a_different_table():
@@ -44,9 +45,8 @@ def test_paper_totals_from_the_structure():
 
 
 @pytest.mark.parametrize("variant", ["paper", "full"])
-@pytest.mark.parametrize("exact", [True, False])
-def test_layer_shapes(variant, exact):
-    model = build_model(variant, 0, exact)
+def test_layer_shapes(variant):
+    model = build_model(variant, 0)
     x = torch.zeros(2, 1, 28, 28)
     h1 = model.h1(x)
     assert h1.shape == (2, 4, 24, 24)
@@ -56,13 +56,6 @@ def test_layer_shapes(variant, exact):
     assert h3.shape == (2, 12, 8, 8)
     assert model.h4(h3).shape == (2, 12, 4, 4)
     assert model(x).shape == (2, 10)
-
-
-@pytest.mark.parametrize("variant", ["paper", "full"])
-def test_exact_and_fast_numerics_compute_the_same_network(variant):
-    exact, fast = build_model(variant, 2, True), build_model(variant, 2, False)
-    x = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(exact(x), fast(x), rtol=1e-5, atol=1e-5)
 
 
 def test_same_seed_same_initial_weights_and_different_seed_differs():
@@ -85,18 +78,30 @@ def test_no_modern_layers():
 
 def test_saved_model_loads_back(tmp_path):
     model = build_model("paper", 5)
-    save_model(tmp_path / "m.pt", model, {"variant": "paper", "loss": "mse"}, 3)
-    loaded, params = load_model(tmp_path / "m.pt")
-    assert params == {"variant": "paper", "loss": "mse"}
+    save_model(tmp_path / "m.pt", model, {"variant": "paper", "loss": "mse"}, 3, StockEngine(model, "mse"))
+    loaded, params, engine = load_model(tmp_path / "m.pt")
+    assert params == {"variant": "paper", "loss": "mse"} and engine == "stock"
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
 
 
+FULL_HEADER = {"format": 3, "engine": "exact", "engine_version": 3,
+               "architecture": {"h3_table": [[0, 1, 2, 3]] * 12, "trainable_subsampling": False, "amplitude": 1.0, "slope": 1.0}}
+FULL_PARAMS = {"variant": "full", "loss": "cross_entropy"}
+NAN_WEIGHTS = {**build_model("full", 0).state_dict(), "out.bias": torch.full((10,), float("nan"))}
+
+
 @pytest.mark.parametrize("content, message", [
-    ({"state_dict": {}, "params": {"variant": "paper"}}, "model format 1, this code reads format 2"),
+    ({"state_dict": {}, "params": {"variant": "paper"}}, "model format 1, this code reads format 3"),
     ([1, 2, 3], "not a model file written by the train stage"),
-    ({"format": 2, "state_dict": {}, "params": {"variant": "lenet5"}}, "unknown variant 'lenet5'"),
-    ({"format": 2, "state_dict": {"h1.weight": torch.zeros(3)}, "params": {"variant": "full"}}, "do not fit LeNet-1 'full'"),
+    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "lenet5"}}, "unknown variant 'lenet5'"),
+    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full"}}, "unknown loss None"),
+    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full", "loss": "hinge"}}, "unknown loss 'hinge'"),
+    ({**FULL_HEADER, "engine": "gpu", "state_dict": {}, "params": FULL_PARAMS}, "unknown engine 'gpu'"),
+    ({**FULL_HEADER, "architecture": {}, "state_dict": {}, "params": FULL_PARAMS}, "made by another LeNet-1 'full'"),
+    ({**FULL_HEADER, "state_dict": {**build_model("full", 0).state_dict(), "h1.weight": torch.zeros(3)}, "params": FULL_PARAMS},
+     r"do not fit LeNet-1 'full': h1.weight is \(3,\), expected \(4, 1, 5, 5\)"),
+    ({**FULL_HEADER, "state_dict": NAN_WEIGHTS, "params": FULL_PARAMS}, "out.bias holds NaN or infinite weights"),
 ])
 def test_foreign_or_old_model_files_are_refused_with_the_fix(tmp_path, content, message):
     torch.save(content, tmp_path / "m.pt")

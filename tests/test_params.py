@@ -63,7 +63,8 @@ def test_the_code_implements_every_choice_the_schema_allows():
 
     from lenet1.inputs import INPUTS, prepare
     from lenet1.model import VARIANTS, LeNet1
-    from lenet1.train import LOSSES, SCHEDULES, learning_rates, make_loss
+    from lenet1.loss import LOSSES, make_loss
+    from lenet1.train import SCHEDULES, learning_rates
     import numpy as np
     import torch
 

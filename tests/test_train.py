@@ -5,10 +5,13 @@ import pytest
 import torch
 import yaml
 
-import lenet1.fused
-import lenet1.train
+import lenet1.engine.stock
+
+from lenet1.engine import exact, make_engine
+from lenet1.engine.stock import SGD
+from lenet1.loss import make_loss
 from lenet1.model import build_model
-from lenet1.train import SGD, TrainParams, Split, TrainingDiverged, fit, learning_rates, make_loss, predict, score, train_epoch, train_step
+from lenet1.train import TrainParams, Split, TrainingDiverged, fit, learning_rates
 from tests.helpers import ROOT
 
 
@@ -26,15 +29,15 @@ def tiny_split(n=64, seed=0):
 
 @pytest.mark.parametrize("variant", ["paper", "full"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
-@pytest.mark.parametrize("exact", [True, False])
-def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss, exact):
-    model = build_model(variant, 0, exact)
+@pytest.mark.parametrize("engine", ["exact", "stock"])
+def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss, engine):
+    model = build_model(variant, 0)
     loss_fn = make_loss(loss, model)
     data = tiny_split(16)
-    optimizer = SGD(model.parameters(), lr=0.05)
+    chosen = make_engine(engine, model, loss, data.inputs, data.labels)
     before = loss_fn(model(data.inputs), data.labels).item()
     for _ in range(10):
-        train_step(model, data.inputs, data.labels, optimizer, loss_fn)
+        chosen.train_step(data.inputs, data.labels, 0.05, 0.0)
     assert loss_fn(model(data.inputs), data.labels).item() < before
 
 
@@ -68,17 +71,22 @@ def test_fit_keeps_the_best_validation_epoch():
     result = fit(train_params(epochs=4, lr=0.5), train, val, log=lambda line: None)
     accuracies = [row["val_accuracy"] for row in result.history]
     assert result.best_epoch == accuracies.index(max(accuracies)) + 1
-    kept = score(predict(result.model, val.inputs, 16), val.labels, make_loss("cross_entropy", result.model))[1]
-    assert kept == max(accuracies)
+    outputs, _ = make_engine("exact", result.model, "cross_entropy", val.inputs, val.labels).evaluate(val.inputs, val.labels, 16)
+    assert (outputs.argmax(1) == val.labels).float().mean().item() == max(accuracies)
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
 
 
-def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw():
-    model = build_model("full", 0)
+@pytest.mark.parametrize("engine", ["exact", "stock"])
+@pytest.mark.parametrize("variant, loss", [("full", "cross_entropy"), ("paper", "mse")])
+def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw(engine, variant, loss):
+    model = build_model(variant, 0)
     data = tiny_split(40)
-    loss, accuracy = train_epoch(model, data, 40, SGD(model.parameters(), lr=0.0), make_loss("cross_entropy", model), torch.randperm(40, generator=torch.Generator().manual_seed(0)))
-    expected_loss, expected_accuracy = score(model(data.inputs), data.labels, make_loss("cross_entropy", model))
-    assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
+    chosen = make_engine(engine, model, loss, data.inputs, data.labels)
+    seen = chosen.train_epoch(data.inputs, data.labels, torch.randperm(40, generator=torch.Generator().manual_seed(0)), 40, 0.0, 0.0)
+    outputs = model(data.inputs)
+    expected_loss = make_loss(loss, model)(outputs, data.labels).item()
+    expected_accuracy = (outputs.argmax(1) == data.labels).float().mean().item()
+    assert seen[0] == pytest.approx(expected_loss, rel=1e-5) and seen[1] == pytest.approx(expected_accuracy)
 
 
 @pytest.mark.parametrize(
@@ -107,17 +115,21 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
     assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0))
 
 
-@pytest.mark.parametrize("variant", ["full", "paper"])  # the fused C steps and autograd's
-def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch, variant):
-    seen, step, fused_train = [], lenet1.train.train_step, lenet1.fused.train
-    monkeypatch.setattr(lenet1.train, "train_step", lambda *args: (seen.append(args[3].lr), step(*args))[1])
+@pytest.mark.parametrize("variant", ["full", "paper"])
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch, variant, deterministic):
+    seen, exact_train, stock_step = [], exact.train, lenet1.engine.stock.StockEngine.train_step
 
-    def record_fused(model, inputs, labels, order, batch_size, lr, weight_decay):
-        seen.extend([lr] * -(-len(order) // batch_size))  # one lr per step of the call
-        return fused_train(model, inputs, labels, order, batch_size, lr, weight_decay)
+    def record_exact(layout, inputs, labels, order, batch_size, lr, weight_decay):
+        if order is not None:  # not the probe's step
+            seen.extend([lr] * -(-len(order) // batch_size))  # one lr per step of the call
+        return exact_train(layout, inputs, labels, order, batch_size, lr, weight_decay)
 
-    monkeypatch.setattr(lenet1.fused, "train", record_fused)
-    result = fit(train_params(variant=variant, epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5),
+    monkeypatch.setattr(exact, "train", record_exact)
+    monkeypatch.setattr(lenet1.engine.stock.StockEngine, "train_step",
+                        lambda self, *args: (seen.append(args[2]), stock_step(self, *args))[1])
+    result = fit(train_params(variant=variant, epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5,
+                              deterministic=deterministic),
                  tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None)
     assert seen == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]  # two steps of 32 digits per epoch
     assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]
