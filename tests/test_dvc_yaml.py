@@ -15,8 +15,8 @@ STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
 def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Path]:
-    """The project's own .py files that ``module_file`` imports, directly or through each other, and the
-    C sources of any of them (lenet1/fused.py compiles the directory lenet1/csrc)."""
+    """The project's own .py files that ``module_file`` imports, directly or through each other (a package's
+    ``__init__.py`` when it holds code), and the C sources (lenet1/engine/build.py compiles lenet1/engine/csrc)."""
     seen = set() if seen is None else seen
     for node in ast.walk(ast.parse(module_file.read_text())):
         names = []
@@ -25,12 +25,13 @@ def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Pat
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
-            path = ROOT / (name.replace(".", "/") + ".py")
-            if path.exists() and path.name != "__init__.py" and path not in seen:
-                seen.add(path)
-                if path == ROOT / "lenet1" / "fused.py":
-                    seen.add(ROOT / "lenet1" / "csrc")
-                project_imports(path, seen)
+            base = ROOT / name.replace(".", "/")
+            for path in (base.with_suffix(".py"), base / "__init__.py"):
+                if path.exists() and path.read_text().strip() and path not in seen:
+                    seen.add(path)
+                    if path == ROOT / "lenet1" / "engine" / "build.py":
+                        seen.add(ROOT / "lenet1" / "engine" / "csrc")
+                    project_imports(path, seen)
     return seen
 
 
@@ -53,8 +54,9 @@ def test_every_imported_project_file_is_a_dependency(name):
 
 
 def test_the_import_walk_finds_indirect_imports():
-    # stages.train reaches lenet1/numerics.py only through lenet1/model.py: the walk must follow it.
+    # stages.train reaches lenet1/engine/probe.py only through lenet1/train.py and lenet1/engine/__init__.py.
     found = project_imports(ROOT / "stages" / "train.py")
-    assert ROOT / "lenet1" / "numerics.py" in found
+    assert ROOT / "lenet1" / "engine" / "probe.py" in found
+    assert ROOT / "lenet1" / "engine" / "__init__.py" in found
     assert ROOT / "lenet1" / "params.py" in found
-    assert ROOT / "lenet1" / "csrc" in found
+    assert ROOT / "lenet1" / "engine" / "csrc" in found
