@@ -72,16 +72,15 @@ def train_until(config: Any, seed: int, train: Any, test: Any, target: float) ->
     """Train ``config`` with ``seed``, as ``lenet1.train.fit`` does; per epoch the cumulative training seconds
     and the test accuracy."""
     from lenet1.model import build_model
-    from lenet1.train import make_loss, predict, score, sgd_epochs
+    from lenet1.train import engine_for, sgd_epochs
 
     config = dataclasses.replace(config, seed=seed)
-    model = build_model(config.variant, config.seed, exact=config.deterministic)
-    loss_fn = make_loss(config.loss, model)
+    engine = engine_for(config, build_model(config.variant, config.seed), train)
     seconds, epochs = 0.0, []
     started = time.perf_counter()
-    for epoch, *_ in sgd_epochs(config, train, model, loss_fn):
+    for epoch, *_ in sgd_epochs(config, train, engine):
         seconds += time.perf_counter() - started
-        accuracy = score(predict(model, test.inputs, 1000), test.labels, loss_fn)[1]
+        accuracy = (engine.predict(test.inputs, 1000).argmax(1) == test.labels).float().mean().item()
         epochs.append({"epoch": epoch, "seconds": round(seconds, 2), "test_accuracy": accuracy})
         started = time.perf_counter()  # the test pass is not training time
     reached = next((row for row in epochs if row["test_accuracy"] >= target), None)

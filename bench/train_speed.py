@@ -1,6 +1,6 @@
 """Training speed of LeNet-1 on the CPU: our in-memory loop vs the standard
-torchvision ``MNIST`` + ``DataLoader`` loop, exact (deterministic) vs stock (fast) arithmetic,
-and the time to 98.9% test accuracy of the default, the default in fast mode and the old default
+torchvision ``MNIST`` + ``DataLoader`` loop, the exact engine vs stock PyTorch for every variant x loss
+per batch size, and the time to 98.9% test accuracy of the default, the default in fast mode and the old default
 (``time_to_accuracy.py``, with params.yaml's variant whatever ``--variant`` says).
 
     .venv/bin/python bench/train_speed.py [--images 20000] [--repeats 3] [--json bench/train_speed.json]
@@ -8,7 +8,7 @@ and the time to 98.9% test accuracy of the default, the default in fast mode and
 Both loops train the same fresh model on the same MNIST training digits in
 the same order (``randperm`` from the same seed, as ``RandomSampler`` draws
 it) with the same SGD steps, so they must end at the same loss, which the table
-shows; the data path differs, and ours calls ``train_epoch`` (an epoch of fused
+shows; the data path differs, and ours calls ``train_epoch`` (for the exact engine, an epoch of
 steps in one C call) where the standard loop calls ``train_step`` per batch.  The best of ``--repeats``
 timings counts, since other load only ever slows a run down: run it on an idle machine.
 """
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=lambda text: time_to_accuracy.int_list(text, 1), default=[16, 64, 128],
                         help="exact vs fast at these batch sizes (default 16,64,128)")
     parser.add_argument("--threads", type=int, help="default: $LENET1_THREADS or every CPU")
-    parser.add_argument("--variant", default="full", choices=("full", "paper"))
+    parser.add_argument("--variant", default="full", choices=("full", "paper"), help="the loops' comparison's variant")
     parser.add_argument("--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)")
     parser.add_argument("--target", type=float, default=0.989, help="test accuracy for the time to accuracy (default %(default)s)")
     parser.add_argument("--seeds", type=time_to_accuracy.int_list, default=[1],
@@ -84,45 +84,41 @@ def load_standard(raw_dir: Path, root: Path):
     return datasets.MNIST(str(root), train=True, transform=transform)
 
 
-def timed(loop, batch_size: int, images: int, variant: str, exact: bool, lr: float) -> dict[str, float]:
-    """Seconds, images/s and final mean loss of ``loop`` training a fresh model on ``images`` digits."""
+def timed(loop, batch_size: int, images: int, case: tuple[str, str, str], lr: float, probe) -> dict[str, float]:
+    """Seconds, images/s and final mean loss of ``loop`` training a fresh model on ``images`` digits;
+    ``case`` is (variant, loss, engine); the exact engine's probe runs on ``probe``, before the clock starts."""
     import torch
 
+    from lenet1.engine import make_engine
     from lenet1.model import build_model
-    from lenet1.train import SGD, make_loss
 
-    model = build_model(variant, 1, exact)
-    optimizer, loss_fn = SGD(model.parameters(), lr=lr), make_loss("cross_entropy", model)
+    variant, loss_name, engine_name = case
+    engine = make_engine(engine_name, build_model(variant, 1), loss_name, *probe)
     generator = torch.Generator().manual_seed(1)
     started = time.perf_counter()
-    loss = loop(model, optimizer, loss_fn, generator, batch_size, images)
+    loss = loop(engine, generator, batch_size, images, lr)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "images_per_s": images / seconds, "loss": loss}
 
 
 def ours_loop(data):
-    def loop(model, optimizer, loss_fn, generator, batch_size: int, images: int) -> float:
+    def loop(engine, generator, batch_size: int, images: int, lr: float) -> float:
         import torch
 
-        from lenet1.train import train_epoch
-
         order = torch.randperm(len(data.labels), generator=generator)[:images]
-        return train_epoch(model, data, batch_size, optimizer, loss_fn, order)[0]
+        return engine.train_epoch(data.inputs, data.labels, order, batch_size, lr, 0.0)[0]
     return loop
 
 
 def standard_loop(dataset):
-    def loop(model, optimizer, loss_fn, generator, batch_size: int, images: int) -> float:
+    def loop(engine, generator, batch_size: int, images: int, lr: float) -> float:
         import torch
         from torch.utils.data import DataLoader, RandomSampler
 
-        from lenet1.train import train_step
-
-        model.train()
         total, seen = torch.zeros((), dtype=torch.float64), 0
         # shuffle=True through its sampler: DataLoader(generator=) would first draw a worker seed from it.
         for inputs, labels in DataLoader(dataset, batch_size=batch_size, sampler=RandomSampler(dataset, generator=generator)):
-            loss, _ = train_step(model, inputs, labels, optimizer, loss_fn)
+            loss, _ = engine.train_step(inputs, labels, lr, 0.0)
             total += loss * len(labels)  # as train_epoch sums
             seen += len(labels)
             if seen >= images:
@@ -131,24 +127,31 @@ def standard_loop(dataset):
     return loop
 
 
-def best(loop, batch_size: int, args: argparse.Namespace, exact: bool, lr: float) -> dict[str, float]:
-    timed(loop, batch_size, min(WARMUP_IMAGES, args.images), args.variant, exact, lr)
-    runs = [timed(loop, batch_size, args.images, args.variant, exact, lr) for _ in range(args.repeats)]
+def best(loop, batch_size: int, args: argparse.Namespace, case: tuple[str, str, str], lr: float, probe) -> dict[str, float]:
+    timed(loop, batch_size, min(WARMUP_IMAGES, args.images), case, lr, probe)
+    runs = [timed(loop, batch_size, args.images, case, lr, probe) for _ in range(args.repeats)]
     return max(runs, key=lambda run: run["images_per_s"])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from lenet1.train import TrainParams  # here: torch only after configure_environment
 
+    from lenet1.loss import LOSSES
+    from lenet1.model import VARIANTS
+
     train = load_section(ROOT / paths.PARAMS, "train", TrainParams)
     lr = train.lr
-    ours = ours_loop(load_ours(args.raw_dir))
+    data = load_ours(args.raw_dir)
+    ours, probe = ours_loop(data), (data.inputs, data.labels)
     with tempfile.TemporaryDirectory() as root:
         standard = standard_loop(load_standard(args.raw_dir, Path(root)))
-        loops = [{"batch_size": size, "ours": best(ours, size, args, True, lr), "standard": best(standard, size, args, True, lr)}
-                 for size in sorted({16, train.batch_size})]
-    modes = [{"batch_size": size, "exact": best(ours, size, args, True, lr), "fast": best(ours, size, args, False, lr)}
-             for size in args.batch_sizes]
+        case = (args.variant, "cross_entropy", "exact")
+        loops = [{"batch_size": size, "ours": best(ours, size, args, case, lr, probe),
+                  "standard": best(standard, size, args, case, lr, probe)} for size in sorted({16, train.batch_size})]
+    modes = [{"variant": variant, "loss": loss, "batch_size": size,
+              "exact": best(ours, size, args, (variant, loss, "exact"), lr, probe),
+              "fast": best(ours, size, args, (variant, loss, "stock"), lr, probe)}
+             for variant in VARIANTS for loss in LOSSES for size in args.batch_sizes]
     results = {"settings": {"images": args.images, "repeats": args.repeats, "threads": args.threads, "lr": lr,
                             "statistic": "best", "variant": args.variant}, "loops": loops, "modes": modes}
     if args.time_to_accuracy:
@@ -164,11 +167,11 @@ def format_table(results: dict[str, Any]) -> str:
         o, t = row["ours"], row["standard"]
         lines.append(f"{row['batch_size']:>5} {o['images_per_s']:>11,.0f} {t['images_per_s']:>15,.0f} "
                      f"{o['images_per_s'] / t['images_per_s']:>13.2f}x {o['loss']:>10.6f} {t['loss']:>10.6f}")
-    lines += ["", f"{'batch':>5} {'exact img/s':>12} {'fast img/s':>11} {'exact cost':>11}"]
+    lines += ["", f"{'variant':<7} {'loss':<13} {'batch':>5} {'exact img/s':>12} {'stock img/s':>12} {'exact/stock':>12}"]
     for row in results["modes"]:
         e, f = row["exact"], row["fast"]
-        lines.append(f"{row['batch_size']:>5} {e['images_per_s']:>12,.0f} {f['images_per_s']:>11,.0f} "
-                     f"{f['images_per_s'] / e['images_per_s'] - 1:>+10.0%}")
+        lines.append(f"{row['variant']:<7} {row['loss']:<13} {row['batch_size']:>5} {e['images_per_s']:>12,.0f} "
+                     f"{f['images_per_s']:>12,.0f} {e['images_per_s'] / f['images_per_s']:>11.2f}x")
     if "time_to_accuracy" in results:
         lines += ["", time_to_accuracy.table(results["time_to_accuracy"])]
     return "\n".join(lines)

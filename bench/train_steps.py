@@ -1,7 +1,8 @@
-"""Train STEPS exact steps of the default 'full' model on random digits: a whole process to time from
-outside, or with ``--profile`` the top ATen operations of those steps (torch.profiler, self CPU time).
+"""Train STEPS steps of LeNet-1 (default: 'full', cross-entropy, the exact engine) on random digits, one
+engine call per step: a whole process to time from outside, or with ``--profile`` the top ATen operations of those steps (torch.profiler, self CPU time).
 
-    .venv/bin/python bench/train_steps.py [--repo DIR] [--profile] [--top 8] BATCH_SIZE STEPS THREADS
+    .venv/bin/python bench/train_steps.py [--repo DIR] [--variant paper] [--loss mse] [--engine stock]
+                                          [--profile] [--top 8] BATCH_SIZE STEPS THREADS
 
 Before/after timings of the step and of start-up, paired, e.g. against a worktree of an older commit:
     farm-bench -n 4 --vs "python bench/train_steps.py --repo OLD 32 2000 2" -- python bench/train_steps.py 32 2000 2
@@ -18,6 +19,9 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="whose lenet1 (default: this checkout)")
 parser.add_argument("--profile", action="store_true", help="print the top ATen operations of the STEPS steps")
 parser.add_argument("--top", type=int, default=8, help="how many operations --profile prints (default %(default)s)")
+parser.add_argument("--variant", default="full", choices=("full", "paper"))
+parser.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse"))
+parser.add_argument("--engine", default="exact", choices=("exact", "stock"))
 parser.add_argument("batch_size", type=int)
 parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
@@ -28,22 +32,21 @@ from lenet1.determinism import configure_environment, configure_torch  # noqa: E
 configure_environment(args.threads)  # before torch is imported, as the stages do
 import torch  # noqa: E402
 
+from lenet1.engine import make_engine  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
-from lenet1.train import SGD, make_loss, train_step  # noqa: E402
 
 configure_torch(args.threads)  # as the train stage does (--repo's own version)
 generator = torch.Generator().manual_seed(0)
 batch = args.batch_size
 inputs = torch.randn(64 * batch, 1, 28, 28, generator=generator)
 labels = torch.randint(0, 10, (64 * batch,), generator=generator)
-model = build_model("full", 1, exact=True)
-optimizer, loss_fn = SGD(model.parameters(), lr=0.1), make_loss("cross_entropy", model)
+engine = make_engine(args.engine, build_model(args.variant, 1), args.loss, inputs, labels)
 
 
 def train(steps: int) -> None:
     for step in range(steps):
         chosen = slice(step % 64 * batch, (step % 64 + 1) * batch)
-        train_step(model, inputs[chosen], labels[chosen], optimizer, loss_fn)
+        engine.train_step(inputs[chosen], labels[chosen], 0.1, 0.0)
 
 
 if not args.profile:

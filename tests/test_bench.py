@@ -23,11 +23,12 @@ def test_both_loops_train_the_same_model_on_the_same_images_to_the_same_loss(tmp
         # Same digits, same order, same steps: a data path that fed other images or another order would differ here.
         assert row["ours"]["loss"] == row["standard"]["loss"], row
         assert row["ours"]["images_per_s"] > 0 and row["standard"]["images_per_s"] > 0
-    assert [row["batch_size"] for row in results["modes"]] == [16, 32]
+    cases = [(row["variant"], row["loss"], row["batch_size"]) for row in results["modes"]]
+    assert cases == [(v, loss, b) for v in ("full", "paper") for loss in ("cross_entropy", "mse") for b in (16, 32)]
     for row in results["modes"]:
-        # Exact and stock arithmetic train the same network: losses agree closely but not bit for bit.
+        # The exact engine and stock PyTorch train the same network: losses agree closely but not bit for bit.
         assert abs(row["exact"]["loss"] - row["fast"]["loss"]) < 1e-3, row
-    assert "ours/standard" in done.stdout and "exact cost" in done.stdout
+    assert "ours/standard" in done.stdout and "exact/stock" in done.stdout
 
 
 def test_bench_says_which_stage_makes_missing_data(tmp_path):
@@ -82,7 +83,7 @@ def test_train_steps_profile_lists_the_top_operations():
 
 def test_train_steps_runs_from_this_checkout_or_another(tmp_path):
     script = ROOT / "bench" / "train_steps.py"
-    for extra in ([], ["--repo", str(ROOT)]):
+    for extra in ([], ["--repo", str(ROOT)], ["--variant", "paper", "--loss", "mse"], ["--engine", "stock"]):
         done = subprocess.run([sys.executable, str(script), *extra, "4", "2", "1"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
     missing = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path), "4", "2", "1"], capture_output=True, text=True, timeout=120)
