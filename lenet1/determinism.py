@@ -1,10 +1,9 @@
 """Threads and deterministic mode.
 
-Deterministic mode needs no environment variables: ``lenet1.fused`` (the C step
-of ``full`` with cross-entropy) and ``lenet1.numerics`` (the rest) build every
-float operation so that no kernel choice can change its result (no BLAS
-rounding, no vendor math library, no fused multiply-add, sums in a fixed
-order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY, which
+Deterministic mode needs no environment variables: the exact engine
+(``lenet1.engine``, C code explained at the top of ``csrc/engine.c``) computes
+every float operation itself, so no kernel choice can change its result (no BLAS,
+no vendor math library, no fused multiply-add, sums in a fixed order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY, which
 pick kernels per CPU, cannot change the weights, and a user who has set them
 keeps them.  What is left here is the thread count (read by OpenMP and MKL
 when torch is imported, and passed to the C code from ``torch.get_num_threads``),
