@@ -29,7 +29,7 @@ TRIM_NEVER = 2**31 - 1  # mallopt takes an int: the largest keeps the heap's fre
 def thread_count() -> int:
     """Threads for torch: $LENET1_THREADS, else every CPU this process may use.
 
-    An execution setting, not a param: the exact numerics give the same bits
+    An execution setting, not a param: the exact engine gives the same bits
     for any count, so it stays out of params.yaml, dvc.lock and the model.
     Set LENET1_THREADS=1 when running several experiments at once.
     """
