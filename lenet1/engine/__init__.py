@@ -29,10 +29,14 @@ class ExactEngine:
 
     def __init__(self, model: LeNet1, loss: str, probe_inputs: torch.Tensor, probe_labels: torch.Tensor) -> None:
         probe.check(model, loss, probe_inputs, probe_labels)
-        self.model, self.loss_name = model, loss
+        self.model, self.loss_name, self._checked = model, loss, (None, None)
 
     def _layout(self) -> exact.Layout:
-        return exact.Layout.of(self.model, self.loss_name)  # checked on every call: weights may be swapped
+        """The layout, checked again whenever a weight tensor was replaced (another address, shape or type)."""
+        key = tuple((t.data_ptr(), t.shape, t.dtype, t.is_contiguous()) for t in self.model.parameters())
+        if key != self._checked[0]:
+            self._checked = (key, exact.Layout.of(self.model, self.loss_name))
+        return self._checked[1]
 
     def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float,
                    weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,6 +13,7 @@ typedef struct {
     float amplitude, slope;         /* squash(a) = amplitude tanh(slope a) */
     float amplitude2, slope_ratio;  /* its derivative from its value s: slope_ratio (amplitude2 - s^2) */
     int trainable_subsampling;      /* C2, D2, C4, D4 exist: H2 and H4 are squash(c average + d) */
+    int dense, unit;                /* H3 reads all four H2 maps; amplitude and slope are 1 (network.h) */
     int loss;                       /* LOSS_CROSS_ENTROPY or LOSS_MSE */
     int first[13];                  /* H3 map o's kernels are first[o] .. first[o + 1] - 1 of W3 */
     int input[MAX_PAIRS];           /* the H2 map each kernel reads, ascending within an H3 map */
@@ -28,8 +29,13 @@ typedef struct {
     double loss[LANES];
 } Group;
 
-INLINE Lane squash(const Arch *a, Lane x) { return a->amplitude * tanh_lanes(a->slope * x); }
-INLINE Lane squash_slope(const Arch *a, Lane s) { return a->slope_ratio * (a->amplitude2 - s * s); }
+/* `unit`: amplitude and slope are 1, and x * 1 is x, so both forms give the same bits (network.h says why). */
+INLINE Lane squash(const Arch *a, int unit, Lane x) {
+    return unit ? tanh_lanes(x) : a->amplitude * tanh_lanes(a->slope * x);
+}
+INLINE Lane squash_slope(const Arch *a, int unit, Lane s) {
+    return unit ? 1.0f - s * s : a->slope_ratio * (a->amplitude2 - s * s);
+}
 
 /* `count` images (28x28 each) into lanes; unused lanes are 0. */
 INLINE void load_images(Group *g, const float *const *images, int count) {
@@ -39,7 +45,7 @@ INLINE void load_images(Group *g, const float *const *images, int count) {
 }
 
 /* out[y][x] = squash(sum over the listed input maps c, then i, j, of w[c][i][j] in[c][y+i][x+j], then + bias). */
-INLINE void convolution_forward(const Arch *a, const Lane *in, const int *inputs, int n_inputs, int in_size,
+INLINE void convolution_forward(const Arch *a, int unit, const Lane *in, const int *inputs, int n_inputs, int in_size,
                                 const float *w, float bias, Lane *out, int size) {
     for (int y = 0; y < size; y++)
         for (int x0 = 0; x0 < size; x0 += 8) {  /* 8 outputs at a time (size is 24 or 8): independent sums,
@@ -53,13 +59,13 @@ INLINE void convolution_forward(const Arch *a, const Lane *in, const int *inputs
                         for (int k = 0; k < 8; k++) acc[k] = acc[k] + wv * row[j + k];
                     }
                 }
-            for (int k = 0; k < 8; k++) out[y * size + x0 + k] = squash(a, acc[k] + bias);
+            for (int k = 0; k < 8; k++) out[y * size + x0 + k] = squash(a, unit, acc[k] + bias);
         }
 }
 
 /* A map's 2x2 averages ((a + b) + (c + d)) * 0.25 into avg; trainable: out = squash(coefficient avg + bias). */
-INLINE void subsampling_forward(const Arch *a, const Lane *in, int size, float coefficient, float bias, Lane *avg,
-                                Lane *out) {
+INLINE void subsampling_forward(const Arch *a, int trainable, int unit, const Lane *in, int size, float coefficient,
+                                float bias, Lane *avg, Lane *out) {
     int half = size / 2;
     for (int y = 0; y < half; y++)
         for (int x = 0; x < half; x++) {
@@ -67,15 +73,15 @@ INLINE void subsampling_forward(const Arch *a, const Lane *in, int size, float c
             avg[y * half + x] = ((p[0] + p[1]) + (q[0] + q[1])) * 0.25f;
         }
     for (int u = 0; u < half * half; u++)
-        out[u] = a->trainable_subsampling ? squash(a, avg[u] * coefficient + bias) : avg[u];
+        out[u] = trainable ? squash(a, unit, avg[u] * coefficient + bias) : avg[u];
 }
 
 /* Trainable subsampling, backward: from d(out) (in place) to d(avg), with the coefficient's and bias's gradients. */
-INLINE void subsampling_backward(const Arch *a, Lane *d, const Lane *out, const Lane *avg, int units,
+INLINE void subsampling_backward(const Arch *a, int unit, Lane *d, const Lane *out, const Lane *avg, int units,
                                  float coefficient, Lane *d_coefficient, Lane *d_bias) {
     Lane dc = {0}, db = {0};
     for (int u = 0; u < units; u++) {
-        Lane pre = d[u] * squash_slope(a, out[u]);
+        Lane pre = d[u] * squash_slope(a, unit, out[u]);
         dc = dc + pre * avg[u];
         db = db + pre;
         d[u] = pre * coefficient;
@@ -85,10 +91,10 @@ INLINE void subsampling_backward(const Arch *a, Lane *d, const Lane *out, const 
 }
 
 /* d(loss)/d(pre-activation) of a squashed unit h read by a 2x2 average: upstream * 0.25 * squash'(h). */
-INLINE void unpool_squash(const Arch *a, const Lane *up, const Lane *h, int size, Lane *d) {
+INLINE void unpool_squash(const Arch *a, int unit, const Lane *up, const Lane *h, int size, Lane *d) {
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++)
-            d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * 0.25f) * squash_slope(a, h[y * size + x]);
+            d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * 0.25f) * squash_slope(a, unit, h[y * size + x]);
 }
 
 /* A kernel's gradient: dw[c][i][j] = sum over y, x of d[y][x] in[input c][y+i][x+j]; db = sum of d. */
@@ -110,16 +116,16 @@ INLINE void convolution_weight_backward(const Lane *d, int size, const Lane *in,
 }
 
 /* H3's input gradient: each H3 unit's delta spread back through its kernels, in the order o, y, x, c, i, j. */
-INLINE void h3_input_backward(const Arch *a, const float *w3, const Lane *d3, Lane *dh2) {
+INLINE void h3_input_backward(const Arch *a, int dense, const float *w3, const Lane *d3, Lane *dh2) {
     memset(dh2, 0, sizeof(Lane) * 4 * 144);
     for (int o = 0; o < 12; o++)
         for (int y = 0; y < 8; y++)
             for (int x = 0; x < 8; x++) {
                 Lane d = d3[o * 64 + y * 8 + x];
-                for (int k = a->first[o]; k < a->first[o + 1]; k++)
+                for (int k = dense ? o * 4 : a->first[o]; k < (dense ? o * 4 + 4 : a->first[o + 1]); k++)
                     for (int i = 0; i < 5; i++)
                         for (int j = 0; j < 5; j++) {
-                            Lane *dst = dh2 + (a->input[k] * 12 + y + i) * 12 + x + j;
+                            Lane *dst = dh2 + ((dense ? k - o * 4 : a->input[k]) * 12 + y + i) * 12 + x + j;
                             *dst = *dst + w3[(k * 5 + i) * 5 + j] * d;
                         }
             }

@@ -36,6 +36,8 @@ static int describe(const int32_t *header, const float *squash, const int64_t *s
     a->loss = loss, a->trainable_subsampling = trainable;
     a->amplitude = squash[0], a->slope = squash[1];
     if (!(a->amplitude > 0.0f) || !(a->slope > 0.0f)) return FAILED_LAYOUT;
+    a->dense = pairs == MAX_PAIRS;  /* 48 kernels, ascending, each map's inputs distinct: all four H2 maps each */
+    a->unit = a->amplitude == 1.0f && a->slope == 1.0f;
     a->amplitude2 = a->amplitude * a->amplitude;
     a->slope_ratio = a->slope / a->amplitude;
     return 0;

@@ -1,22 +1,31 @@
-/* The whole network on a group: forward, the two losses and backward, from the layers in layers.h. */
+/* The whole network on a group: forward, the two losses and backward, from the layers in layers.h.
+
+   forward_as and backward_as take three facts of the architecture as arguments (dense: H3 reads all four H2
+   maps; trainable: trainable subsampling; unit: squash = tanh) so that forward and backward can call them with
+   constants for the two published variants: the compiler then unrolls the H3 loops as for fixed sizes.  Every
+   copy does the same operations in the same order (x * 1 is x), so the choice never changes a bit. */
 enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE = 1 };
 
-static const int H1_INPUT[1] = {0};
+static const int H1_INPUT[1] = {0}, ALL_H2[4] = {0, 1, 2, 3};
 
-INLINE void forward(const Arch *a, const Weights *p, Group *g) {
+/* H3 map o's inputs, their count and its first kernel. */
+#define H3_INPUTS(a, dense, o) (dense ? ALL_H2 : (a)->input + (a)->first[o]), \
+                               (dense ? 4 : (a)->first[(o) + 1] - (a)->first[o])
+#define H3_FIRST(a, dense, o) (dense ? (o) * 4 : (a)->first[o])
+
+INLINE void forward_as(const Arch *a, const Weights *p, Group *g, int dense, int trainable, int unit) {
     float *const *w = p->slot;
-    int trainable = a->trainable_subsampling;
     for (int m = 0; m < 4; m++)
-        convolution_forward(a, g->in, H1_INPUT, 1, 28, w[W1] + m * 25, w[B1][m], g->h1 + m * 576, 24);
+        convolution_forward(a, unit, g->in, H1_INPUT, 1, 28, w[W1] + m * 25, w[B1][m], g->h1 + m * 576, 24);
     for (int m = 0; m < 4; m++)
-        subsampling_forward(a, g->h1 + m * 576, 24, trainable ? w[C2][m] : 1.0f, trainable ? w[D2][m] : 0.0f,
-                            g->a2 + m * 144, g->h2 + m * 144);
+        subsampling_forward(a, trainable, unit, g->h1 + m * 576, 24, trainable ? w[C2][m] : 1.0f,
+                            trainable ? w[D2][m] : 0.0f, g->a2 + m * 144, g->h2 + m * 144);
     for (int o = 0; o < 12; o++)
-        convolution_forward(a, g->h2, a->input + a->first[o], a->first[o + 1] - a->first[o], 12,
-                            w[W3] + a->first[o] * 25, w[B3][o], g->h3 + o * 64, 8);
+        convolution_forward(a, unit, g->h2, H3_INPUTS(a, dense, o), 12, w[W3] + H3_FIRST(a, dense, o) * 25, w[B3][o],
+                            g->h3 + o * 64, 8);
     for (int o = 0; o < 12; o++)
-        subsampling_forward(a, g->h3 + o * 64, 8, trainable ? w[C4][o] : 1.0f, trainable ? w[D4][o] : 0.0f,
-                            g->a4 + o * 16, g->h4 + o * 16);
+        subsampling_forward(a, trainable, unit, g->h3 + o * 64, 8, trainable ? w[C4][o] : 1.0f,
+                            trainable ? w[D4][o] : 0.0f, g->a4 + o * 16, g->h4 + o * 16);
     output_forward(w[WO], w[BO], g->h4, g->z);
 }
 
@@ -41,8 +50,8 @@ INLINE void cross_entropy(Group *g, const int *labels, int count, double inv_bat
 INLINE void mean_squared_error(const Arch *a, Group *g, const int *labels, int count, double inv_batch) {
     Lane s[10], slope[10];
     for (int k = 0; k < 10; k++) {
-        s[k] = squash(a, g->z[k]);
-        slope[k] = squash_slope(a, s[k]);
+        s[k] = squash(a, 0, g->z[k]);
+        slope[k] = squash_slope(a, 0, s[k]);
     }
     for (int l = 0; l < LANES; l++) {
         double sum = 0.0;
@@ -62,25 +71,39 @@ INLINE void loss(const Arch *a, Group *g, const int *labels, int count, double i
 }
 
 /* Every weight's gradient for each image of the group, in g->grad at the offsets of a->offset. */
-INLINE void backward(const Arch *a, const Weights *p, Group *g) {
+INLINE void backward_as(const Arch *a, const Weights *p, Group *g, int dense, int trainable, int unit) {
     float *const *w = p->slot;
     Lane *grad = g->grad;
     const int *at = a->offset;
     output_backward(w[WO], g->dz, g->h4, grad + at[WO], grad + at[BO], g->dh4);
-    if (a->trainable_subsampling)
+    if (trainable)
         for (int o = 0; o < 12; o++)
-            subsampling_backward(a, g->dh4 + o * 16, g->h4 + o * 16, g->a4 + o * 16, 16, w[C4][o],
+            subsampling_backward(a, unit, g->dh4 + o * 16, g->h4 + o * 16, g->a4 + o * 16, 16, w[C4][o],
                                  grad + at[C4] + o, grad + at[D4] + o);
-    for (int o = 0; o < 12; o++) unpool_squash(a, g->dh4 + o * 16, g->h3 + o * 64, 8, g->d3 + o * 64);
+    for (int o = 0; o < 12; o++) unpool_squash(a, unit, g->dh4 + o * 16, g->h3 + o * 64, 8, g->d3 + o * 64);
     for (int o = 0; o < 12; o++)
-        convolution_weight_backward(g->d3 + o * 64, 8, g->h2, a->input + a->first[o], a->first[o + 1] - a->first[o],
-                                    12, grad + at[W3] + a->first[o] * 25, grad + at[B3] + o);
-    h3_input_backward(a, w[W3], g->d3, g->dh2);
-    if (a->trainable_subsampling)
+        convolution_weight_backward(g->d3 + o * 64, 8, g->h2, H3_INPUTS(a, dense, o), 12,
+                                    grad + at[W3] + H3_FIRST(a, dense, o) * 25, grad + at[B3] + o);
+    h3_input_backward(a, dense, w[W3], g->d3, g->dh2);
+    if (trainable)
         for (int m = 0; m < 4; m++)
-            subsampling_backward(a, g->dh2 + m * 144, g->h2 + m * 144, g->a2 + m * 144, 144, w[C2][m],
+            subsampling_backward(a, unit, g->dh2 + m * 144, g->h2 + m * 144, g->a2 + m * 144, 144, w[C2][m],
                                  grad + at[C2] + m, grad + at[D2] + m);
-    for (int m = 0; m < 4; m++) unpool_squash(a, g->dh2 + m * 144, g->h1 + m * 576, 24, g->d1 + m * 576);
+    for (int m = 0; m < 4; m++) unpool_squash(a, unit, g->dh2 + m * 144, g->h1 + m * 576, 24, g->d1 + m * 576);
     for (int m = 0; m < 4; m++)
         convolution_weight_backward(g->d1 + m * 576, 24, g->in, H1_INPUT, 1, 28, grad + at[W1] + m * 25, grad + at[B1] + m);
+}
+
+/* 'full' (dense, plain averages, tanh) and 'paper' (Table 1, trainable subsampling, scaled tanh) with constants;
+   any other architecture with the same code reading its facts at run time. */
+INLINE void forward(const Arch *a, const Weights *p, Group *g) {
+    if (a->dense && !a->trainable_subsampling && a->unit) forward_as(a, p, g, 1, 0, 1);
+    else if (!a->dense && a->trainable_subsampling && !a->unit) forward_as(a, p, g, 0, 1, 0);
+    else forward_as(a, p, g, a->dense, a->trainable_subsampling, a->unit);
+}
+
+INLINE void backward(const Arch *a, const Weights *p, Group *g) {
+    if (a->dense && !a->trainable_subsampling && a->unit) backward_as(a, p, g, 1, 0, 1);
+    else if (!a->dense && a->trainable_subsampling && !a->unit) backward_as(a, p, g, 0, 1, 0);
+    else backward_as(a, p, g, a->dense, a->trainable_subsampling, a->unit);
 }
