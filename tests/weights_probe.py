@@ -2,9 +2,12 @@
 
 Run as a script, on any CPU or under emulation (``../shared/cpu-emulation``), to
 compare machines bit for bit; ``tests/test_determinism.py`` runs it.  The data
-are seeded random digits, so no prepared data is needed:
+are seeded random digits, so no prepared data is needed.  One line per
+variant:loss case, each trained from the same start; several cases share one
+process because starting Python and torch under emulation costs far more than
+the steps:
 
-    python tests/weights_probe.py --steps 300 --variant full --loss cross_entropy --threads 1
+    python tests/weights_probe.py --steps 300 --cases full:cross_entropy,paper:mse --threads 1
 """
 import argparse
 import hashlib
@@ -16,8 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--steps", type=int, default=300)
 parser.add_argument("--batch-size", type=int, default=16)
-parser.add_argument("--variant", default="full")
-parser.add_argument("--loss", default="cross_entropy")
+parser.add_argument("--cases", default="full:cross_entropy", help="variant:loss, comma-separated")
 parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--fast", action="store_true", help="stock PyTorch instead of the exact engine")
 args = parser.parse_args()
@@ -39,10 +41,12 @@ count = args.steps * args.batch_size
 images = (torch.rand(count, 28, 28, generator=generator) * 255).to(torch.uint8)
 labels = torch.randint(0, 10, (count,), generator=generator)
 inputs = to_inputs(images)
-model = build_model(args.variant, 1)
-engine = make_engine("stock" if args.fast else "exact", model, args.loss, inputs, labels)
-for start in range(0, count, args.batch_size):
-    batch = slice(start, start + args.batch_size)
-    loss, _ = engine.train_step(inputs[batch], labels[batch], 0.1, 0.0)
-weights = b"".join(t.detach().contiguous().numpy().tobytes() for t in model.state_dict().values())
-print(hashlib.sha256(weights).hexdigest(), f"loss {float(loss):.6f}")
+for case in args.cases.split(","):
+    variant, loss_name = case.split(":")
+    model = build_model(variant, 1)
+    engine = make_engine("stock" if args.fast else "exact", model, loss_name, inputs, labels)
+    for start in range(0, count, args.batch_size):
+        batch = slice(start, start + args.batch_size)
+        loss, _ = engine.train_step(inputs[batch], labels[batch], 0.1, 0.0)
+    weights = b"".join(t.detach().contiguous().numpy().tobytes() for t in model.state_dict().values())
+    print(hashlib.sha256(weights).hexdigest(), case, f"loss {float(loss):.6f}")
