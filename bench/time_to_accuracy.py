@@ -27,11 +27,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
 
-from lenet1 import paths  # noqa: E402
-from lenet1.determinism import configure_environment, thread_count  # noqa: E402
+from lenet1.pipeline import paths  # noqa: E402
+from lenet1.pipeline.determinism import configure_environment, thread_count  # noqa: E402
 from lenet1.errors import InputError  # noqa: E402
-from lenet1.outputs import write_atomic  # noqa: E402
-from lenet1.params import load_section  # noqa: E402
+from lenet1.pipeline.outputs import write_atomic  # noqa: E402
+from lenet1.pipeline.params import load_section  # noqa: E402
 
 OLD_DEFAULT = {"epochs": 12, "batch_size": 16, "lr": 0.3, "schedule": "cosine"}  # params.yaml at 531ce9d
 
@@ -110,8 +110,8 @@ def distinct(candidates: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train each configuration for each of ``args.seeds`` until ``args.target``; ``args.threads`` torch threads."""
-    from lenet1.data import load_split, to_inputs
-    from lenet1.determinism import configure_torch
+    from lenet1.data.split import load_split, to_inputs
+    from lenet1.pipeline.determinism import configure_torch
     from lenet1.train import Split, TrainParams
 
     configure_torch(args.threads)
@@ -147,7 +147,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _mean_ci(values: list[float], form: str) -> str:
-    from lenet1.stats import describe
+    from lenet1.tools.stats import describe
 
     if not values:
         return "-"

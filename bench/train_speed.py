@@ -25,10 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
 
-from lenet1 import idx, paths  # noqa: E402
-from lenet1.determinism import configure_environment  # noqa: E402
-from lenet1.outputs import write_atomic  # noqa: E402
-from lenet1.params import load_section  # noqa: E402
+from lenet1.data import idx  # noqa: E402
+from lenet1.pipeline import paths  # noqa: E402
+from lenet1.pipeline.determinism import configure_environment  # noqa: E402
+from lenet1.pipeline.outputs import write_atomic  # noqa: E402
+from lenet1.pipeline.params import load_section  # noqa: E402
 
 import time_to_accuracy  # noqa: E402  (bench/, beside this script)
 
@@ -61,7 +62,7 @@ def load_ours(raw_dir: Path):
     """The MNIST training digits as in-memory normalised tensors, as the train stage holds them."""
     import torch
 
-    from lenet1.data import to_inputs
+    from lenet1.data.split import to_inputs
     from lenet1.train import Split
 
     images = torch.from_numpy(idx.read_images(raw_dir / paths.TRAIN_IMAGES).copy())
@@ -73,7 +74,7 @@ def load_standard(raw_dir: Path, root: Path):
     """torchvision's MNIST training set, read from symlinks to our raw IDX files (no download)."""
     from torchvision import datasets, transforms
 
-    from lenet1.data import MNIST_MEAN, MNIST_STD
+    from lenet1.data.split import MNIST_MEAN, MNIST_STD
 
     folder = root / "MNIST" / "raw"  # where torchvision looks for the uncompressed files
     folder.mkdir(parents=True)
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}; or pass --no-time-to-accuracy", file=sys.stderr)
         return 1
     configure_environment(args.threads)
-    from lenet1.determinism import configure_torch  # as the stages do: threads, and freed buffers kept
+    from lenet1.pipeline.determinism import configure_torch  # as the stages do: threads, and freed buffers kept
 
     configure_torch(args.threads)
     results = run(args)

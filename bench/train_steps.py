@@ -27,7 +27,7 @@ parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
 args = parser.parse_args()
 sys.path.insert(0, str(args.repo.resolve()))
-from lenet1.determinism import configure_environment, configure_torch  # noqa: E402
+from lenet1.pipeline.determinism import configure_environment, configure_torch  # noqa: E402
 
 configure_environment(args.threads)  # before torch is imported, as the stages do
 import torch  # noqa: E402

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from lenet1.params import integer, param
+from lenet1.pipeline.params import integer, param
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from lenet1.data import MNIST_TRAIN_SIZE
+from lenet1.data.split import MNIST_TRAIN_SIZE
 from lenet1.engine import ExactEngine, StockEngine, make_engine
 from lenet1.errors import InputError
 from lenet1.loss import LOSSES
 from lenet1.model import VARIANTS, LeNet1, build_model
-from lenet1.params import choice, flag, integer, number, param, seed_rule
+from lenet1.pipeline.params import choice, flag, integer, number, param, seed_rule
 
 SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by learning_rates
 Log = Callable[[str], None]

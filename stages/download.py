@@ -12,8 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from lenet1 import download, paths
-from lenet1.params import load_section
+from lenet1.data import download
+from lenet1.pipeline import paths
+from lenet1.pipeline.params import load_section
 from stages.runner import run
 
 DEFAULT_OUT = paths.RAW_DIR

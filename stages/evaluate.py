@@ -1,9 +1,9 @@
 """Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified and feature-map PNGs."""
 import sys
 
-from lenet1 import paths
-from lenet1.determinism import configure_environment, thread_count
-from lenet1.params import load_section
+from lenet1.pipeline import paths
+from lenet1.pipeline.determinism import configure_environment, thread_count
+from lenet1.pipeline.params import load_section
 from stages.runner import run
 
 
@@ -14,12 +14,12 @@ def main() -> None:
     threads = thread_count()
     configure_environment(threads)
     from lenet1.checkpoint import load_model
-    from lenet1.data import load_split, to_inputs
-    from lenet1.determinism import configure_torch
+    from lenet1.data.split import load_split, to_inputs
+    from lenet1.pipeline.determinism import configure_torch
     from lenet1.engine import make_engine
     from lenet1.evaluate import EvaluateParams, prediction_rows, test_metrics
-    from lenet1.figures import plot_feature_maps, plot_misclassified
-    from lenet1.outputs import write_csv, write_json
+    from lenet1.pipeline.figures import plot_feature_maps, plot_misclassified
+    from lenet1.pipeline.outputs import write_csv, write_json
 
     config = load_section(paths.PARAMS, "evaluate", EvaluateParams)
     configure_torch(threads)

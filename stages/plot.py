@@ -1,12 +1,12 @@
 """Stage plot: plots/train_history.csv -> plots/loss.png and plots/accuracy.png."""
 import sys
 
-from lenet1 import paths
+from lenet1.pipeline import paths
 from stages.runner import run
 
 
 def main() -> None:
-    from lenet1.figures import plot_curves, read_history
+    from lenet1.pipeline.figures import plot_curves, read_history
 
     history = read_history(paths.HISTORY)
     plot_curves(history, "loss", "LeNet-1 loss per epoch", paths.LOSS_PNG)

@@ -5,7 +5,7 @@ import sys
 from typing import Callable
 
 from lenet1.errors import InputError
-from lenet1.params import ParamsError
+from lenet1.pipeline.params import ParamsError
 
 
 def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException], ...] = ()) -> int:

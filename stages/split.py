@@ -1,13 +1,13 @@
 """Stage split: data/raw -> data/prepared/{train,val,test}.pt and stats.json."""
 import sys
 
-from lenet1 import paths
-from lenet1.params import load_section
+from lenet1.pipeline import paths
+from lenet1.pipeline.params import load_section
 from stages.runner import run
 
 
 def main() -> None:
-    from lenet1.data import SplitParams, make_splits, verify_raw, write_splits
+    from lenet1.data.split import SplitParams, make_splits, verify_raw, write_splits
 
     params = load_section(paths.PARAMS, "split", SplitParams)
 

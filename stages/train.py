@@ -2,21 +2,21 @@
 import sys
 from dataclasses import asdict
 
-from lenet1 import paths
-from lenet1.determinism import configure_environment, platform_note, platform_record, thread_count
-from lenet1.params import load_section
+from lenet1.pipeline import paths
+from lenet1.pipeline.determinism import configure_environment, platform_note, platform_record, thread_count
+from lenet1.pipeline.params import load_section
 from stages.runner import run
 
 
 def main() -> None:
     threads = thread_count()
     configure_environment(threads)  # before `import torch`, which reads the thread variables
-    from lenet1.data import first_digits, load_split, to_inputs
-    from lenet1.determinism import configure_torch
+    from lenet1.data.split import first_digits, load_split, to_inputs
+    from lenet1.pipeline.determinism import configure_torch
     from lenet1.evaluate import EvaluateParams
     from lenet1.checkpoint import save_model
     from lenet1.model import count_parameters
-    from lenet1.outputs import write_csv, write_json
+    from lenet1.pipeline.outputs import write_csv, write_json
     from lenet1.train import Split, TrainParams, fit
 
     config = load_section(paths.PARAMS, "train", TrainParams)

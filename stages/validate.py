@@ -10,12 +10,12 @@ rerun the stages after it.
 """
 import sys
 
-from lenet1 import paths
-from lenet1.data import SplitParams
-from lenet1.download import DownloadParams
+from lenet1.pipeline import paths
+from lenet1.data.split import SplitParams
+from lenet1.data.download import DownloadParams
 from lenet1.evaluate import EvaluateParams
-from lenet1.outputs import write_atomic
-from lenet1.params import read_params, validate
+from lenet1.pipeline.outputs import write_atomic
+from lenet1.pipeline.params import read_params, validate
 from lenet1.train import TrainParams
 from stages.runner import run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lenet1 import idx
+from lenet1.data import idx
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -122,7 +122,7 @@ def test_same_weights_on_emulated_intel_amd_and_arm64(cpu, steps):
 MALLINFO_CHECK = """
 import ctypes, sys
 import torch
-from lenet1.determinism import keep_freed_memory
+from lenet1.pipeline.determinism import keep_freed_memory
 class MallInfo(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 libc = ctypes.CDLL(None)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import shared_dir
-from lenet1 import download, idx
-from lenet1.download import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DownloadError
+from lenet1.data import download, idx
+from lenet1.data.download import TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DownloadError
 from stages import download as stage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,5 +58,6 @@ def test_the_import_walk_finds_indirect_imports():
     found = project_imports(ROOT / "stages" / "train.py")
     assert ROOT / "lenet1" / "engine" / "probe.py" in found
     assert ROOT / "lenet1" / "engine" / "__init__.py" in found
-    assert ROOT / "lenet1" / "params.py" in found
+    assert ROOT / "lenet1" / "pipeline" / "params.py" in found
+    assert ROOT / "lenet1" / "pipeline" / "__init__.py" in found  # a package's __init__ runs too
     assert ROOT / "lenet1" / "engine" / "csrc" in found

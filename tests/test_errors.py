@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lenet1.outputs import write_atomic, write_json
-from lenet1.params import ParamsError, read_params, validate
+from lenet1.pipeline.outputs import write_atomic, write_json
+from lenet1.pipeline.params import ParamsError, read_params, validate
 from stages.validate import SECTIONS
 from stages.runner import run
 from tests.helpers import ROOT, write_params

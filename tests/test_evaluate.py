@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from lenet1.evaluate import prediction_rows, test_metrics as compute_test_metrics
-from lenet1.data import to_inputs
+from lenet1.data.split import to_inputs
 from lenet1.errors import InputError
-from lenet1.figures import plot_curves, plot_feature_maps, plot_misclassified, read_history
+from lenet1.pipeline.figures import plot_curves, plot_feature_maps, plot_misclassified, read_history
 from lenet1.model import build_model
-from lenet1.outputs import write_csv, write_json
+from lenet1.pipeline.outputs import write_csv, write_json
 
 
 def test_metrics_on_a_hand_made_case():
@@ -106,7 +106,7 @@ def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
 def test_tile_lays_images_out_as_torchvision_make_grid(count, per_row, height, width):
     from torchvision.utils import make_grid
 
-    from lenet1.figures import tile
+    from lenet1.pipeline.figures import tile
 
     images = torch.randn(count, 1, height, width, generator=torch.Generator().manual_seed(count))
     expected = make_grid(images, nrow=per_row, padding=1, pad_value=-1.0)[0].numpy()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import shared_dir
-from lenet1 import idx
+from lenet1.data import idx
 
 CANONICAL = Path(__file__).resolve().parents[2] / "shared" / "mnist-canonical"
 

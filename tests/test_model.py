@@ -4,7 +4,7 @@ import torch
 from lenet1.checkpoint import load_model, save_model
 from lenet1.engine.stock import StockEngine
 from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters
-from lenet1.structure import connections, units
+from lenet1.tools.structure import connections, units
 
 # Table 1, p. 400 of LeCun et al. (NIPS 2, 1990), maps numbered from 1: H3 map -> the H2 maps it reads.
 PAPER_TABLE_1 = {1: {1}, 2: {1, 2}, 3: {1, 2}, 4: {2}, 5: {1, 2}, 6: {1, 2},

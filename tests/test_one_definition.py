@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from lenet1.data import write_splits
+from lenet1.data.split import write_splits
 from lenet1.engine import ExactEngine, StockEngine, exact
 from lenet1.engine.probe import EngineMismatch
 from lenet1.model import ARCHITECTURES, Architecture, LeNet1, build_model

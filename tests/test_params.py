@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet1.params import ParamsError, load_section, read_params, validate as validate_sections
+from lenet1.pipeline.params import ParamsError, load_section, read_params, validate as validate_sections
 from lenet1.train import TrainParams
 from stages.validate import SECTIONS
 
@@ -61,7 +61,7 @@ def test_params_are_read_only_and_typos_fail_at_once():
 def test_the_code_implements_every_choice_the_schema_allows():
     import pytest as _pytest
 
-    from lenet1.inputs import INPUTS, prepare
+    from lenet1.data.inputs import INPUTS, prepare
     from lenet1.model import VARIANTS, LeNet1
     from lenet1.loss import LOSSES, make_loss
     from lenet1.train import SCHEDULES, learning_rates

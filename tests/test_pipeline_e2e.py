@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet1.download import SHA256
+from lenet1.data.download import SHA256
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from lenet1.reproduce import differences, lock_entries, main, metric_problems, tolerable
+from lenet1.tools.reproduce import differences, lock_entries, main, metric_problems, tolerable
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: its python and dvc
@@ -93,7 +93,7 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
                               check=True, capture_output=True, text=True)
 
     def reproduce(*args, **extra):
-        result = subprocess.run([sys.executable, "-m", "lenet1.reproduce", *args], cwd=tmp_path, env=dict(env, **extra),
+        result = subprocess.run([sys.executable, "-m", "lenet1.tools.reproduce", *args], cwd=tmp_path, env=dict(env, **extra),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
         sh("git", "checkout", "-q", "--", ".")  # the run leaves its outputs: back to HEAD's
         return result.returncode, result.stdout

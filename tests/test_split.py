@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from lenet1.data import load_split, to_inputs
+from lenet1.data.split import load_split, to_inputs
 from lenet1.errors import InputError
-from lenet1.data import class_quotas, first_digits, make_splits, stratified_indices, write_splits
+from lenet1.data.split import class_quotas, first_digits, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
 
 
@@ -92,7 +92,7 @@ def test_corrupt_raw_file_is_a_clear_error(tmp_path):
 
 
 def test_paper16_scales_the_bounding_box_into_16x16_centred_in_28x28():
-    from lenet1.inputs import to_paper16
+    from lenet1.data.inputs import to_paper16
 
     digit = np.zeros((28, 28), dtype=np.uint8)
     digit[2:10, 20:24] = 255  # an 8x4 box in a corner: scaled by 2 to 16x8

@@ -4,8 +4,8 @@ import math
 import pytest
 from scipy import stats as scipy_stats
 
-from lenet1.stats import describe, mcnemar
-from lenet1.summarize import collect, markdown, summarise
+from lenet1.tools.stats import describe, mcnemar
+from lenet1.tools.summarize import collect, markdown, summarise
 from tests.helpers import ROOT
 
 
@@ -121,7 +121,7 @@ def test_committed_seed_results_are_consistent():
 def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from lenet1 import compare, summarize
+    from lenet1.tools import compare, summarize
 
     other_commit = state("b" * 40, params(), 0.97, 300, "old")
     other_commit["experiments"] = [exp("d1", "o1", 0.97, 300, seed=1), exp("d2", "o2", 0.98, 200, seed=2)]
@@ -143,7 +143,7 @@ def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys
 def test_a_failing_dvc_or_git_is_one_clear_error(monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from lenet1 import compare, summarize
+    from lenet1.tools import compare, summarize
 
     def missing(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory")

@@ -24,14 +24,14 @@ parser.add_argument("--threads", type=int, default=1)
 parser.add_argument("--fast", action="store_true", help="stock PyTorch instead of the exact engine")
 args = parser.parse_args()
 
-from lenet1.determinism import configure_environment  # noqa: E402
+from lenet1.pipeline.determinism import configure_environment  # noqa: E402
 
 configure_environment(args.threads)
 
 import torch  # noqa: E402
 
-from lenet1.data import to_inputs  # noqa: E402
-from lenet1.determinism import configure_torch  # noqa: E402
+from lenet1.data.split import to_inputs  # noqa: E402
+from lenet1.pipeline.determinism import configure_torch  # noqa: E402
 from lenet1.engine import make_engine  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
 

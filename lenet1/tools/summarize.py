@@ -1,11 +1,11 @@
 """Summarise seed sweeps: experiments grouped by their params minus the seeds, with the uncertainty.
 
-    python -m lenet1.summarize                    # the experiments based on HEAD
-    python -m lenet1.summarize --all              # every commit's; groups never mix commits
-    python -m lenet1.summarize --prefix sweep-    # only experiments whose name starts so
-    python -m lenet1.summarize --md               # a Markdown table, for a PR or the README
-    python -m lenet1.summarize --json results/seeds.json --md-out results/seeds.md
-    python -m lenet1.summarize --all --compare train.variant=paper@121e024 default@121e024 --compare-out results/paper_vs_default.json
+    python -m lenet1.tools.summarize                    # the experiments based on HEAD
+    python -m lenet1.tools.summarize --all              # every commit's; groups never mix commits
+    python -m lenet1.tools.summarize --prefix sweep-    # only experiments whose name starts so
+    python -m lenet1.tools.summarize --md               # a Markdown table, for a PR or the README
+    python -m lenet1.tools.summarize --json results/seeds.json --md-out results/seeds.md
+    python -m lenet1.tools.summarize --all --compare train.variant=paper@121e024 default@121e024 --compare-out results/paper_vs_default.json
 
 Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95% Student-t interval of the test
 accuracy, min/max and mean errors; a group of one run has no interval.  Failed, queued and running
@@ -22,10 +22,10 @@ import json
 import sys
 from typing import Any
 
-from lenet1 import paths
-from lenet1.compare import SummaryError, compare, run_tool
-from lenet1.outputs import write_atomic
-from lenet1.stats import describe
+from lenet1.pipeline import paths
+from lenet1.tools.compare import SummaryError, compare, run_tool
+from lenet1.pipeline.outputs import write_atomic
+from lenet1.tools.stats import describe
 
 SEED_KEYS = ("train.seed", "split.seed")
 
@@ -126,7 +126,7 @@ def markdown(groups: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lenet1.summarize", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lenet1.tools.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="experiments of every commit (dvc exp show -A)")
     parser.add_argument("--prefix", default="", help="only experiments whose name starts with this")
     parser.add_argument("--md", action="store_true", help="print a Markdown table")

@@ -14,12 +14,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lenet1 import idx
+from lenet1.data import idx
 from lenet1.errors import InputError, MissingInput
-from lenet1.inputs import INPUTS, prepare
-from lenet1.outputs import save_torch, write_json
-from lenet1.params import choice, integer, param, seed_rule
-from lenet1.paths import RAW_FILES, RAW_SHA256
+from lenet1.data.inputs import INPUTS, prepare
+from lenet1.pipeline.outputs import save_torch, write_json
+from lenet1.pipeline.params import choice, integer, param, seed_rule
+from lenet1.pipeline.paths import RAW_FILES, RAW_SHA256
 
 MNIST_TRAIN_SIZE = 60000
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
@@ -137,7 +137,7 @@ def first_digits(images: torch.Tensor, labels: torch.Tensor, count: int) -> tupl
 class Digits(NamedTuple):
     images: torch.Tensor  # uint8 (N, 28, 28)
     labels: torch.Tensor  # int64 (N,)
-    input: str  # mnist28 or paper16 (lenet1.inputs)
+    input: str  # mnist28 or paper16 (lenet1.data.inputs)
 
 
 def load_split(path: Path) -> Digits:

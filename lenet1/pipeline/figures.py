@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display in CI or in `dvc repro`
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lenet1.outputs import write_atomic  # noqa: E402
+from lenet1.pipeline.outputs import write_atomic  # noqa: E402
 from lenet1.errors import InputError, MissingInput  # noqa: E402
 
 

@@ -21,10 +21,10 @@ from urllib.request import Request, urlopen
 
 import numpy as np
 
-from lenet1 import idx
-from lenet1.outputs import write_atomic
-from lenet1.params import distinct_subset, number, param
-from lenet1.paths import RAW_SHA256 as SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lenet1.data import idx
+from lenet1.pipeline.outputs import write_atomic
+from lenet1.pipeline.params import distinct_subset, number, param
+from lenet1.pipeline.paths import RAW_SHA256 as SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 
 USER_AGENT = "pytorch/vision"  # torchvision's (torchvision.datasets.utils.USER_AGENT), which the mirrors expect
 HUB_PICKLE = "mnist/data/mnist.pkl.gz"

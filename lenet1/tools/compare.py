@@ -7,8 +7,8 @@ import io
 import json
 import subprocess
 
-from lenet1 import paths
-from lenet1.stats import mcnemar
+from lenet1.pipeline import paths
+from lenet1.tools.stats import mcnemar
 
 
 class SummaryError(Exception):

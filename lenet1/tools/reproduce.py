@@ -1,6 +1,6 @@
 """Check that `dvc repro --force` on this checkout reproduces the dvc.lock committed at HEAD.
 
-    python -m lenet1.reproduce [--tolerance] [--accuracy-tolerance A] [--loss-tolerance L] [--report PATH]
+    python -m lenet1.tools.reproduce [--tolerance] [--accuracy-tolerance A] [--loss-tolerance L] [--report PATH]
 
 The promise is bit for bit, deterministic mode, Linux x86-64 (Intel, AMD) or
 arm64 with the pinned torch; elsewhere the check says so: use --tolerance.
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import yaml
 
-from lenet1 import paths
-from lenet1.determinism import platform_note
-from lenet1.outputs import write_atomic
+from lenet1.pipeline import paths
+from lenet1.pipeline.determinism import platform_note
+from lenet1.pipeline.outputs import write_atomic
 
 TOLERANT_STAGES = ("train", "evaluate", "plot")
 MODEL_OUTPUTS = ("models/lenet1.pt", "plots/train_history.csv")  # what evaluate and plot read from train
@@ -130,7 +130,7 @@ def check(args: argparse.Namespace) -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lenet1.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lenet1.tools.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", action="store_true", help="accept model outputs whose metrics are close")
     parser.add_argument("--accuracy-tolerance", type=float, default=0.002, metavar="A")
     parser.add_argument("--loss-tolerance", type=float, default=0.05, metavar="L")
