@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train each configuration for each of ``args.seeds`` until ``args.target``; ``args.threads`` torch threads."""
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
-    from lenet1.train import Split, TrainParams
+    from lenet1.pipeline.sections import TrainParams
+    from lenet1.train import Split
 
     configure_torch(args.threads)
     default = load_section(ROOT / paths.PARAMS, "train", TrainParams)

@@ -1,18 +1,9 @@
-"""Test-set metrics, and the evaluate section of params.yaml."""
+"""Test-set metrics."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from lenet1.pipeline.params import integer, param
-
-
-@dataclass(frozen=True)
-class EvaluateParams:
-    batch_size: int = param(integer(1, 10000))
-    max_misclassified: int = param(integer(1, 1000, "digits shown in the PNG grid"))
 
 
 def test_metrics(outputs: torch.Tensor, labels: torch.Tensor, loss: float) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from lenet1.model import LeNet1
+from lenet1.pipeline.sections import LOSSES
 
-LOSSES = ("cross_entropy", "mse")  # the allowed train.loss values
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

@@ -5,8 +5,8 @@ Every tool imports this module: training in stock PyTorch is this module's
 autograd; the exact engine (``lenet1.engine``) builds the same network from
 the same ``Architecture`` and is tested, at every train start, against this
 module's float64 autograd (``lenet1.engine.probe``).  Edit the architecture
-data below and deterministic mode trains the edit; edit the code and it
-refuses until ``train.deterministic: false``.
+data (``lenet1/architecture.py``: H3 table, subsampling, squash) and deterministic
+mode trains the edit; edit the code and it refuses until ``train.deterministic: false``.
 
 Both variants share the published layer sizes: a 28x28 input; H1, 4 maps 24x24
 (5x5 convolutions); H2, 4 maps 12x12 (2x2 subsampling); H3, 12 maps 8x8 (5x5
@@ -20,7 +20,7 @@ subsampling); 10 fully connected outputs.
     H4  12 x (1 coefficient + 1 bias)                =    24
     out 10 x (192 + 1)                               = 1,930
                                                        2,578
-  H3's connections are the paper's Table 1 (p. 400), ``H3_TABLE``: H3 maps 1-6
+  H3's connections are the paper's Table 1 (p. 400), ``architecture.H3_TABLE``: H3 maps 1-6
   read H2 maps 1-2 and maps 7-12 read H2 maps 3-4.  Subsampling units average
   2x2 inputs, multiply by a trainable coefficient, add a trainable bias and
   squash, like every other layer; the squash is the scaled tanh
@@ -36,35 +36,14 @@ pre-activations; ``squash`` is the output nonlinearity the MSE loss applies.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lenet1.architecture import ARCHITECTURES, VARIANTS, Architecture
+
 KERNEL = 5
-ALL_H2 = ((0, 1, 2, 3),) * 12
-# Table 1 (p. 400), maps numbered from 0: H3 map o <- the H2 maps in H3_TABLE[o].
-H3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0,), (0, 1), (0, 1), (1,), (0, 1), (0, 1),
-    (2,), (2, 3), (2, 3), (3,), (2, 3), (2, 3),
-)
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What the torch module and the exact engine are both built from."""
-    h3_table: tuple[tuple[int, ...], ...]  # H3 map o reads the H2 maps h3_table[o]
-    trainable_subsampling: bool  # H2, H4: squash(coefficient * average + bias); else the plain average
-    amplitude: float  # squash(a) = amplitude * tanh(slope * a)
-    slope: float
-
-
-ARCHITECTURES = {
-    "full": Architecture(ALL_H2, trainable_subsampling=False, amplitude=1.0, slope=1.0),
-    "paper": Architecture(H3_TABLE, trainable_subsampling=True, amplitude=1.7159, slope=2 / 3),
-}
-VARIANTS = tuple(ARCHITECTURES)  # the allowed train.variant values
 PAPER_PARAMETERS = 2578
 FULL_PARAMETERS = 3246
 

@@ -14,32 +14,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from lenet1.data.split import MNIST_TRAIN_SIZE
 from lenet1.engine import ExactEngine, StockEngine, make_engine
 from lenet1.errors import InputError
-from lenet1.loss import LOSSES
-from lenet1.model import VARIANTS, LeNet1, build_model
-from lenet1.pipeline.params import choice, flag, integer, number, param, seed_rule
+from lenet1.model import LeNet1, build_model
+from lenet1.pipeline.sections import SCHEDULES, TrainParams
 
-SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by learning_rates
 Log = Callable[[str], None]
 Engine = ExactEngine | StockEngine
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    variant: str = param(choice(VARIANTS))
-    epochs: int = param(integer(1, 1000))
-    batch_size: int = param(integer(1, 2048))
-    lr: float = param(number(lambda v: 0 < v <= 100, "a number in (0, 100]"))
-    schedule: str = param(choice(SCHEDULES))
-    step_size: int = param(integer(1, 1000, "epochs between lr drops, schedule: step"))
-    gamma: float = param(number(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"))
-    weight_decay: float = param(number(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
-    loss: str = param(choice(LOSSES))
-    seed: int = param(seed_rule("the initial weights and the batch order"))
-    deterministic: bool = param(flag())
-    train_subset: int = param(integer(0, MNIST_TRAIN_SIZE, "0 = the whole training split"))
 
 
 class TrainingDiverged(InputError):

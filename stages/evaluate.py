@@ -17,7 +17,8 @@ def main() -> None:
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.engine import make_engine
-    from lenet1.evaluate import EvaluateParams, prediction_rows, test_metrics
+    from lenet1.evaluate import prediction_rows, test_metrics
+    from lenet1.pipeline.sections import EvaluateParams
     from lenet1.pipeline.figures import plot_feature_maps, plot_misclassified
     from lenet1.pipeline.outputs import write_csv, write_json
 

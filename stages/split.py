@@ -7,7 +7,8 @@ from stages.runner import run
 
 
 def main() -> None:
-    from lenet1.data.split import SplitParams, make_splits, verify_raw, write_splits
+    from lenet1.data.split import make_splits, verify_raw, write_splits
+    from lenet1.pipeline.sections import SplitParams
 
     params = load_section(paths.PARAMS, "split", SplitParams)
 

@@ -13,11 +13,11 @@ def main() -> None:
     configure_environment(threads)  # before `import torch`, which reads the thread variables
     from lenet1.data.split import first_digits, load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
-    from lenet1.evaluate import EvaluateParams
     from lenet1.checkpoint import save_model
     from lenet1.model import count_parameters
     from lenet1.pipeline.outputs import write_csv, write_json
-    from lenet1.train import Split, TrainParams, fit
+    from lenet1.pipeline.sections import EvaluateParams, TrainParams
+    from lenet1.train import Split, fit
 
     config = load_section(paths.PARAMS, "train", TrainParams)
     evaluation = load_section(paths.PARAMS, "evaluate", EvaluateParams)

@@ -11,12 +11,10 @@ rerun the stages after it.
 import sys
 
 from lenet1.pipeline import paths
-from lenet1.data.split import SplitParams
 from lenet1.data.download import DownloadParams
-from lenet1.evaluate import EvaluateParams
 from lenet1.pipeline.outputs import write_atomic
 from lenet1.pipeline.params import read_params, validate
-from lenet1.train import TrainParams
+from lenet1.pipeline.sections import EvaluateParams, SplitParams, TrainParams
 from stages.runner import run
 
 # Every section of params.yaml, each defined by the code that uses it.

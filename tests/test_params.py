@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from lenet1.pipeline.params import ParamsError, load_section, read_params, validate as validate_sections
-from lenet1.train import TrainParams
+from lenet1.pipeline.sections import TrainParams
 from stages.validate import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +62,11 @@ def test_the_code_implements_every_choice_the_schema_allows():
     import pytest as _pytest
 
     from lenet1.data.inputs import INPUTS, prepare
-    from lenet1.model import VARIANTS, LeNet1
-    from lenet1.loss import LOSSES, make_loss
-    from lenet1.train import SCHEDULES, learning_rates
+    from lenet1.architecture import VARIANTS
+    from lenet1.loss import make_loss
+    from lenet1.model import LeNet1
+    from lenet1.pipeline.sections import LOSSES, SCHEDULES
+    from lenet1.train import learning_rates
     import numpy as np
     import torch
 
@@ -155,3 +157,15 @@ def test_a_number_yaml_reads_as_text_gets_a_hint(params):
     with pytest.raises(ParamsError) as err:
         validate(params)
     assert "YAML reads" not in str(err.value)
+
+
+def test_the_validate_stage_does_not_import_torch():
+    # It runs before every experiment: importing torch would cost it more than a second each time.
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    check = "import sys, stages.validate; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -7,7 +7,6 @@ generator (a Mersenne Twister with a fixed algorithm) and ``outputs.save_torch``
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,22 +17,14 @@ from lenet1.data import idx
 from lenet1.errors import InputError, MissingInput
 from lenet1.data.inputs import INPUTS, prepare
 from lenet1.pipeline.outputs import save_torch, write_json
-from lenet1.pipeline.params import choice, integer, param, seed_rule
+from lenet1.pipeline.sections import MNIST_TRAIN_SIZE
 from lenet1.pipeline.paths import RAW_FILES, RAW_SHA256
 
-MNIST_TRAIN_SIZE = 60000
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 REBUILD = "rebuild it with `dvc repro -f -s split`"
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    val_size: int = param(integer(1, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits"))
-    seed: int = param(seed_rule())
-    input: str = param(choice(INPUTS))
 
 
 SPLITS = ("train", "val", "test")

@@ -21,7 +21,7 @@ DIGITS = 16
 PROBE_LR = 1024.0  # a power of two: the weights' change is the gradient scaled exactly, far above their rounding
 OUTPUT_TOLERANCE = 1e-4  # relative to the largest output: float32 rounding is about 1e-7 per operation
 GRADIENT_TOLERANCE = 1e-3  # relative to each tensor's largest gradient
-WAY_OUT = ("the exact engine builds LeNet-1 from lenet1/model.py's ARCHITECTURES (H3 table, subsampling, squash): "
+WAY_OUT = ("the exact engine builds LeNet-1 from lenet1/architecture.py's ARCHITECTURES (H3 table, subsampling, squash): "
            "describe the change there, or set train.deterministic: false to train the edit with stock PyTorch kernels")
 
 

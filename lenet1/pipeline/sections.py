@@ -1,0 +1,46 @@
+"""The split, train and evaluate sections of params.yaml: a frozen dataclass each, its fields' rules
+(``lenet1.pipeline.params``) and the values the code implements (checked by tests/test_params.py).
+
+Torch-free, so that the validate stage, which runs before every experiment, starts in a fraction of a
+second.  (``download``'s section is ``lenet1.data.download.DownloadParams``, torch-free too.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lenet1.architecture import VARIANTS
+from lenet1.data.inputs import INPUTS
+from lenet1.pipeline.params import choice, flag, integer, number, param, seed_rule
+
+MNIST_TRAIN_SIZE = 60000
+LOSSES = ("cross_entropy", "mse")  # the allowed train.loss values, implemented by lenet1.loss.make_loss
+SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by train.learning_rates
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_size: int = param(integer(1, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits"))
+    seed: int = param(seed_rule())
+    input: str = param(choice(INPUTS))
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    variant: str = param(choice(VARIANTS))
+    epochs: int = param(integer(1, 1000))
+    batch_size: int = param(integer(1, 2048))
+    lr: float = param(number(lambda v: 0 < v <= 100, "a number in (0, 100]"))
+    schedule: str = param(choice(SCHEDULES))
+    step_size: int = param(integer(1, 1000, "epochs between lr drops, schedule: step"))
+    gamma: float = param(number(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"))
+    weight_decay: float = param(number(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
+    loss: str = param(choice(LOSSES))
+    seed: int = param(seed_rule("the initial weights and the batch order"))
+    deterministic: bool = param(flag())
+    train_subset: int = param(integer(0, MNIST_TRAIN_SIZE, "0 = the whole training split"))
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = param(integer(1, 10000))
+    max_misclassified: int = param(integer(1, 1000, "digits shown in the PNG grid"))
