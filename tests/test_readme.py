@@ -16,9 +16,13 @@ from tests.helpers import ROOT
 BIN = Path(sys.executable).parent
 
 
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "results" / "README.md"]
+
+
 def readme_commands() -> list[list[str]]:
-    """Every shell command in the README's code blocks: continuation lines joined, `$ ` and comments dropped."""
-    text = (ROOT / "README.md").read_text()
+    """Every shell command in the code blocks of the README and docs/: continuation lines joined, `$ ` and
+    comments dropped."""
+    text = "\n".join(path.read_text() for path in DOCS)
     commands = []
     for block in re.findall(r"```(?:bash|text)\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -75,3 +79,16 @@ def test_python_modules_exist_and_parse_their_options(words):
         assert done.returncode == 0, done.stderr
         for flag in (w for w in words[3:] if w.startswith("--")):
             assert re.search(re.escape(flag) + r"(?![\w-])", done.stdout), f"{words[2]} has no {flag}"
+
+
+def test_the_readme_reads_in_five_minutes():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 160  # the rest belongs in docs/
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_local_links_and_paths_exist(doc):
+    text = doc.read_text()
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):  # [text](relative/path)
+        assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
+    for path in re.findall(r"`((?:lenet1|stages|tests|bench|docs|results)/[\w/.-]+)`", text):
+        assert (ROOT / path).exists(), f"{doc.name} names {path}, which does not exist"

@@ -158,3 +158,24 @@ def test_a_failing_dvc_or_git_is_one_clear_error(monkeypatch, capsys):
     failed.stderr = "fatal: path 'plots/test_predictions.csv' does not exist in 'c1'"
     with pytest.raises(summarize.SummaryError, match="reading plots/test_predictions.csv of experiment c1.*does not exist"):
         compare.predictions_correct("c1")
+
+
+def test_history_adds_this_commits_groups_and_keeps_the_others(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from lenet1.tools import compare, summarize
+
+    history = tmp_path / "seeds.json"
+    old_run = {"experiment": "o1", "commit": "b" * 40, "seed_params": {"train.seed": 1}, "accuracy": 0.97,
+               "errors": 300, "platform": None}
+    stale = {**old_run, "commit": "a" * 40, "accuracy": 0.5, "errors": 5000}
+    history.write_text(json.dumps({"groups": [
+        {"name": "default", "commit": "b" * 40, "params": {}, "n": 1, "mean": 0.97, "std": None, "ci95": None, "runs": [old_run]},
+        {"name": "default", "commit": "a" * 40, "params": {}, "n": 1, "mean": 0.5, "std": None, "ci95": None, "runs": [stale]}]}))
+    document = show([exp("c1", "s1", 0.99, 100, seed=1), exp("c2", "s2", 0.991, 90, seed=2)])
+    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document)))
+    assert summarize.main(["--history", str(history)]) == 0
+    groups = json.loads(history.read_text())["groups"]
+    assert [(g["commit"][0], g["n"]) for g in groups] == [("a", 2), ("b", 1)]  # a's group replaced, b's kept
+    table = history.with_suffix(".md").read_text()
+    assert "| default | aaaaaaa | 2 | 99.05%" in table and "| default | bbbbbbb | 1 | 97.00%" in table

@@ -5,7 +5,7 @@ a 28x28 plane, values in [-1, 1].  ``paper16`` rebuilds that from MNIST: each
 digit's bounding box scaled to fit 16x16 with its aspect kept (Pillow's
 bilinear filter, which averages when shrinking, so anti-aliased; integer
 arithmetic on 8-bit images, so the same bytes everywhere), centred in 28x28.
-It stays uint8 on disk; ``data.to_inputs`` maps it to [-1, 1], background -1.
+It stays uint8 on disk; ``lenet1.data.split.to_inputs`` maps it to [-1, 1], background -1.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
     python -m lenet1.tools.summarize --all              # every commit's; groups never mix commits
     python -m lenet1.tools.summarize --prefix sweep-    # only experiments whose name starts so
     python -m lenet1.tools.summarize --md               # a Markdown table, for a PR or the README
-    python -m lenet1.tools.summarize --json results/seeds.json --md-out results/seeds.md
+    python -m lenet1.tools.summarize --json results/current.json --md-out results/current.md
+    python -m lenet1.tools.summarize --history results/seeds.json   # add to every commit's groups (and seeds.md)
     python -m lenet1.tools.summarize --all --compare train.variant=paper@121e024 default@121e024 --compare-out results/paper_vs_default.json
 
 Reads ``dvc exp show --json``.  Per group: n, mean, sample std and 95% Student-t interval of the test
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from lenet1.pipeline import paths
@@ -125,6 +127,19 @@ def markdown(groups: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def with_history(groups: list[dict], path: Path) -> list[dict]:
+    """The groups recorded in the JSON file at ``path`` (if any), with ``groups`` replacing those of the same
+    commit and name: the history of every commit's sweeps, which no single checkout's experiments hold."""
+    old = json.loads(path.read_text())["groups"] if path.exists() else []
+    new = {(g["commit"], g["name"]) for g in groups}
+    kept = [g for g in old if (g["commit"], g["name"]) not in new]
+    for g in kept:  # min, max and mean errors from the runs, for files written before they were recorded
+        accuracies = [run["accuracy"] for run in g["runs"]]
+        g.update(min=min(accuracies), max=max(accuracies),
+                 mean_errors=sum(run["errors"] for run in g["runs"]) / len(g["runs"]))
+    return groups + kept
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lenet1.tools.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="experiments of every commit (dvc exp show -A)")
@@ -134,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md-out", metavar="PATH", help="write the Markdown table to PATH")
     parser.add_argument("--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="paired tests between two groups")
     parser.add_argument("--compare-out", metavar="PATH", help="also write --compare's JSON to PATH")
+    parser.add_argument("--history", metavar="PATH", type=Path,
+                        help="add the groups to the JSON history at PATH (replacing the same commit's) and write "
+                             "its Markdown table beside it (PATH with .md)")
     args = parser.parse_args(argv)
     if args.compare_out and not args.compare:
         parser.error("--compare-out needs --compare GROUP_A GROUP_B")
@@ -150,11 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         groups = summarise(runs)
         print(table := markdown(groups))
         runs_out = ("experiment", "commit", "seed_params", "accuracy", "errors", "platform")
-        document = {"groups": [{**{k: g[k] for k in ("name", "commit", "params", "n", "mean", "std", "ci95")},
-                                "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]} for g in groups]}
+        fields = ("name", "commit", "params", "n", "mean", "std", "ci95", "min", "max", "mean_errors")
+        recorded = [{**{k: g[k] for k in fields}, "runs": [{k: run[k] for k in runs_out} for run in g["runs"]]}
+                    for g in groups]
         if args.json:
-            text = json.dumps(document, indent=2) + "\n"
+            text = json.dumps({"groups": recorded}, indent=2) + "\n"
             sys.stdout.write(text) if args.json == "-" else write_atomic(args.json, text.encode())
+        if args.history:
+            history = with_history(recorded, args.history)
+            write_atomic(args.history, (json.dumps({"groups": history}, indent=2) + "\n").encode())
+            write_atomic(args.history.with_suffix(".md"), (markdown(history) + "\n").encode())
         if args.md_out:
             write_atomic(args.md_out, (table + "\n").encode())
         if args.compare:
