@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,13 +80,21 @@ def test_offline_download_then_two_tiny_experiments_in_exp_show(clone):
     run(commit, clone)
     assert "up to date" in run(["dvc", "status", "download"], clone).stdout
     assert os.path.getsize(clone / "data" / "raw" / "t10k-labels-idx1-ubyte") == 10008
-    for seed in (1, 2):
-        run(["dvc", "exp", "run", "-S", "train.epochs=1", "-S", "train.train_subset=300", "-S", f"train.seed={seed}"], clone)
-    [words] = [c for c in COMMANDS if c[:3] == ["dvc", "exp", "show"]]
-    shown = subprocess.run([str(BIN / "dvc"), *words[1:]], cwd=clone, env={**ENV, "COLUMNS": "120"},
-                           capture_output=True, text=True, check=True).stdout
-    lines = shown.splitlines()
-    header = next(line for line in lines if "Experiment" in line).split()
-    assert header[:4] == ["Experiment", "val_accuracy", "accuracy", "errors"] and "train.seed" in header, shown
-    assert sum(line.lstrip().startswith(("├──", "└──")) for line in lines) == 2, shown
-    assert max(len(line) for line in lines) <= 120, shown
+    tiny = ["-S", "train.epochs=1", "-S", "train.train_subset=300"]
+    for extra in (["-S", "train.seed=1"], ["-S", "train.seed=2"], ["-S", "train.lr=0"]):  # the last one fails validate
+        run(["dvc", "exp", "run", "--queue", *tiny, *extra], clone)
+    run(["dvc", "queue", "start", "-j", "1"], clone)
+    deadline = time.monotonic() + 600
+    while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], clone).stdout):
+        assert time.monotonic() < deadline, "the queue did not finish in 10 minutes"
+        time.sleep(2)
+    shows = [c for c in COMMANDS if c[:3] == ["dvc", "exp", "show"]]
+    assert shows
+    for words in shows:  # each documented `exp show` keeps the State column: failed runs show the baseline's metrics
+        shown = subprocess.run([str(BIN / "dvc"), *words[1:]], cwd=clone, env={**ENV, "COLUMNS": "120"},
+                               capture_output=True, text=True, check=True).stdout
+        lines = shown.splitlines()
+        header = [cell.strip() for cell in next(line for line in lines if "Experiment" in line).strip("| ").split("|")]
+        assert header[:4] == ["Experiment", "State", "accuracy", "errors"] and "train.seed" in header, shown
+        assert sum("├──" in line or "└──" in line for line in lines) == 3, shown
+        assert sum(" Success " in line for line in lines) == 2 and sum(" Failed " in line for line in lines) == 1, shown
