@@ -13,7 +13,7 @@ FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
 def main() -> None:
     threads = thread_count()
     configure_environment(threads)
-    from lenet1.checkpoint import load_model
+    from lenet1.pipeline.checkpoint import load_model
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.engine import make_engine

@@ -13,7 +13,7 @@ def main() -> None:
     configure_environment(threads)  # before `import torch`, which reads the thread variables
     from lenet1.data.split import first_digits, load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
-    from lenet1.checkpoint import save_model
+    from lenet1.pipeline.checkpoint import save_model
     from lenet1.model import count_parameters
     from lenet1.pipeline.outputs import write_csv, write_json
     from lenet1.pipeline.sections import EvaluateParams, TrainParams

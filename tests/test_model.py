@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lenet1.checkpoint import load_model, save_model
+from lenet1.pipeline.checkpoint import load_model, save_model
 from lenet1.engine.stock import StockEngine
 from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model, count_parameters
 from lenet1.tools.structure import connections, units

@@ -3,7 +3,8 @@ PyTorch.  Chosen once, when the model is built for training (``train.determinist
 records which engine made it, and evaluation uses that one.
 
 Both engines take the model of ``lenet1/model.py``; the exact one proves first that it computes that
-model (``lenet1.engine.probe``) and refuses otherwise.
+model (``lenet1.engine.probe``) and refuses otherwise.  The package may import torch, the model, the
+losses, lenet1.errors and the allowed param values (lenet1.pipeline.sections); never the data or the tools.
 """
 from __future__ import annotations
 

@@ -1,1 +1,5 @@
-"""What the DVC stages share: params.yaml's rules, file paths, byte-stable outputs, the thread and platform settings, the figures."""
+"""What the DVC stages share: params.yaml's rules (params.py) and sections (sections.py), file paths,
+byte-stable outputs, model files (checkpoint.py), thread and platform settings, the figures.  params.py,
+sections.py, paths.py and outputs.py import no torch (the validate stage loads them); checkpoint.py and
+figures.py may import the model and the engine.
+"""

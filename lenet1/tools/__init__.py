@@ -1,1 +1,4 @@
-"""Tools no stage runs: the reproducibility check, seed-sweep summaries and paired tests, the paper's unit and connection counts."""
+"""Tools that run outside the stages: the reproducibility check (reproduce.py), seed-sweep summaries
+(summarize.py), paired tests (compare.py), statistics (stats.py, with scipy), the paper's unit and
+connection counts (structure.py).  May import anything in lenet1; nothing in lenet1 imports them.
+"""
