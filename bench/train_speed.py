@@ -137,8 +137,7 @@ def best(loop, batch_size: int, args: argparse.Namespace, case: tuple[str, str, 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from lenet1.pipeline.sections import TrainParams  # here: torch only after configure_environment
 
-    from lenet1.architecture import VARIANTS
-    from lenet1.pipeline.sections import LOSSES
+    from lenet1.architecture import LOSSES, VARIANTS
 
     train = load_section(ROOT / paths.PARAMS, "train", TrainParams)
     lr = train.lr

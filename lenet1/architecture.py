@@ -1,4 +1,4 @@
-"""LeNet-1's architecture as data: what ``lenet1/model.py``'s torch module and the exact engine
+"""LeNet-1's architecture as data, and its two losses' names: what ``lenet1/model.py``'s torch module and the exact engine
 (``lenet1/engine``) are both built from.  Torch-free, so that the validate stage reads the variants
 without importing torch; ``lenet1/model.py``'s docstring explains the network.
 """
@@ -28,3 +28,5 @@ ARCHITECTURES = {
     "paper": Architecture(H3_TABLE, trainable_subsampling=True, amplitude=1.7159, slope=2 / 3),
 }
 VARIANTS = tuple(ARCHITECTURES)  # the allowed train.variant values
+# The losses the network trains with (lenet1/loss.py); the engine's layout names them by their index here.
+LOSSES = ("cross_entropy", "mse")  # the allowed train.loss values

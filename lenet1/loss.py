@@ -6,8 +6,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
-from lenet1.pipeline.sections import LOSSES
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -61,11 +61,11 @@ def test_params_are_read_only_and_typos_fail_at_once():
 def test_the_code_implements_every_choice_the_schema_allows():
     import pytest as _pytest
 
-    from lenet1.data.inputs import INPUTS, prepare
+    from lenet1.data.inputs import prepare
     from lenet1.architecture import VARIANTS
     from lenet1.loss import make_loss
     from lenet1.model import LeNet1
-    from lenet1.pipeline.sections import LOSSES, SCHEDULES
+    from lenet1.pipeline.sections import INPUTS, LOSSES, SCHEDULES
     from lenet1.train import learning_rates
     import numpy as np
     import torch

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by ``prepare``
+from lenet1.pipeline.sections import INPUTS
+
 BOX = 16
 PLANE = 28
 

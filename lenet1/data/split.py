@@ -15,9 +15,9 @@ import torch
 
 from lenet1.data import idx
 from lenet1.errors import InputError, MissingInput
-from lenet1.data.inputs import INPUTS, prepare
+from lenet1.data.inputs import prepare
 from lenet1.pipeline.outputs import save_torch, write_json
-from lenet1.pipeline.sections import MNIST_TRAIN_SIZE
+from lenet1.pipeline.sections import INPUTS, MNIST_TRAIN_SIZE
 from lenet1.pipeline.paths import RAW_FILES, RAW_SHA256
 
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),

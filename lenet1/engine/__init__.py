@@ -4,7 +4,7 @@ records which engine made it, and evaluation uses that one.
 
 Both engines take the model of ``lenet1/model.py``; the exact one proves first that it computes that
 model (``lenet1.engine.probe``) and refuses otherwise.  The package may import torch, the model, the
-losses, lenet1.errors and the allowed param values (lenet1.pipeline.sections); never the data or the tools.
+losses and lenet1.errors; never the data, the pipeline or the tools.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import torch
 
 from lenet1.engine.build import library
 from lenet1.errors import InputError
-from lenet1.pipeline.sections import LOSSES
+from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
 
 MAGIC, VERSION = 0x4C4E3101, 3  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION

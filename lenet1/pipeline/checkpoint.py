@@ -9,9 +9,8 @@ import torch
 
 from lenet1.engine import ENGINES, ExactEngine, StockEngine
 from lenet1.errors import InputError, MissingInput
-from lenet1.architecture import VARIANTS
+from lenet1.architecture import LOSSES, VARIANTS
 from lenet1.model import LeNet1
-from lenet1.pipeline.sections import LOSSES
 from lenet1.pipeline.outputs import save_torch
 
 # Version 3: the engine and the architecture in the header; 2: exact numerics and the paper's Table 1 for H3;

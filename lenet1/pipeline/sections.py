@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lenet1.architecture import VARIANTS
-from lenet1.data.inputs import INPUTS
+from lenet1.architecture import LOSSES, VARIANTS
 from lenet1.pipeline.params import choice, flag, integer, number, param, seed_rule
 
 MNIST_TRAIN_SIZE = 60000
-LOSSES = ("cross_entropy", "mse")  # the allowed train.loss values, implemented by lenet1.loss.make_loss
+INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by lenet1.data.inputs.prepare
 SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by train.learning_rates
 
 
