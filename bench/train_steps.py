@@ -5,7 +5,7 @@ engine call per step: a whole process to time from outside, or with ``--profile`
                                           [--profile] [--top 8] BATCH_SIZE STEPS THREADS
 
 Before/after timings of the step and of start-up, paired, e.g. against a worktree of an older commit:
-    farm-bench -n 4 --vs "python bench/train_steps.py --repo OLD 32 2000 2" -- python bench/train_steps.py 32 2000 2
+    hyperfine -N --runs 4 "python bench/train_steps.py 32 2000 2" "python bench/train_steps.py --repo OLD 32 2000 2"
 and its profile:  python bench/train_steps.py --profile 32 100 1   (after 20 untimed warm-up steps)
 64 batches of seeded random inputs are cycled through; lr 0.1.
 """
