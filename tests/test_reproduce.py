@@ -40,14 +40,24 @@ def test_identical_locks_have_no_differences():
 def test_a_changed_model_names_train_and_evaluate_and_is_tolerable():
     diff = changed("eee", "EEE")
     assert diff == [("evaluate", "dep", "models/lenet1.pt"), ("train", "out", "models/lenet1.pt")]
-    assert all(tolerable(key) for key in diff)
+    assert all(tolerable(key, diff) for key in diff)
+    with_metrics = changed("eee", "EEE") + changed("ggg", "GGG")  # the model and, following it, the test metrics
+    assert all(tolerable(key, with_metrics) for key in with_metrics)
 
 
 def test_data_code_params_and_commands_are_never_tolerable():
     for old, new in (("bbb.dir", "xxx.dir"), ("ddd", "xxx"), ("lr: 0.5", "lr: 0.4"), ("stages.train", "stages.other")):
         diff = changed(old, new)
-        assert diff and not any(tolerable(key) for key in diff), (old, diff)
+        assert diff and not any(tolerable(key, diff) for key in diff), (old, diff)
     assert changed("lr: 0.5", "lr: 0.4") == [("train", "param", "params.yaml:train")]
+
+
+def test_a_doctored_metric_is_never_tolerable_where_its_inputs_reproduced():
+    # The model reproduced (eee) but a committed metric was edited: evaluate's or train's inputs match, so must its outputs.
+    for old, new, entry in (("ggg", "GGG", ("evaluate", "out", "metrics/test.json")),
+                            ("fff", "FFF", ("train", "out", "metrics/train.json"))):
+        diff = changed(old, new)
+        assert diff == [entry] and not tolerable(entry, diff)
 
 
 def test_tolerances_are_per_metric():
@@ -81,6 +91,10 @@ TRAIN = ("python -c \"import json, os, yaml; scale = yaml.safe_load(open('params
          "json.dump({'accuracy': 0.98 + noise, 'epochs': 3}, open('metrics/train.json', 'w'))\"")
 
 
+PLOT = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
+        "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
+
+
 def test_reproduce_on_a_tiny_pipeline(tmp_path):
     # As in CI, the venv is not activated: the stages' `python` must still be the venv's.
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
@@ -103,6 +117,7 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
         "prepare": {"cmd": PREPARE, "params": ["prepare"], "outs": ["data/numbers.txt"]},
         "train": {"cmd": TRAIN, "deps": ["data/numbers.txt"], "params": ["train"],
                   "outs": ["models/lenet1.pt"], "metrics": [{"metrics/train.json": {"cache": False}}]},
+        "plot": {"cmd": PLOT, "deps": ["models/lenet1.pt"], "outs": [{"plots/curve.csv": {"cache": False}}]},
     }}))
     sh("git", "init", "-q")
     sh(str(BIN / "dvc"), "init", "-q")
@@ -123,6 +138,18 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
 
     status, output = reproduce("--tolerance", REPRO_NOISE="0.01")  # a metric outside tolerance
     assert status == 1 and "beyond tolerance: metrics/train.json: accuracy 0.98 -> 0.99" in output, output
+
+    # A doctored metric, then a doctored plot, committed with their hashes in dvc.lock: the model reproduces, so
+    # the stages that made them had the same inputs and must give the same outputs, in both modes.
+    for doctored, stage, text in (("metrics/train.json", "train", '{"accuracy": 0.99, "epochs": 3}'),
+                                  ("plots/curve.csv", "plot", "x\n10.5\n")):
+        (tmp_path / doctored).write_text(text)
+        sh(str(BIN / "dvc"), "commit", "-f", stage)
+        sh("git", "commit", "-qam", f"doctored {doctored}")
+        for mode in ((), ("--tolerance",)):
+            status, output = reproduce(*mode)
+            assert status == 1 and f"- {stage}: out {doctored}" in output and "**FAIL**" in output, (mode, output)
+        sh("git", "reset", "-q", "--hard", "HEAD~1")
 
     params = tmp_path / "params.yaml"
     params.write_text(params.read_text().replace("n: 5", "n: 6"))
