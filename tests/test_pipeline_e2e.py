@@ -93,3 +93,12 @@ def test_full_pipeline_and_experiments_with_a_tiny_config(clone):
     assert bad.returncode != 0 and "train.epochs" in bad.stdout + bad.stderr
     assert "Running stage 'train'" not in bad.stdout and (clone / "models" / "lenet1.pt").exists()
     sh(["git", "checkout", "params.yaml"], clone)
+    # DVC compares params by value (1 == true, 1.0 == 1) and would skip every stage; validate reads every byte.
+    for how in (["exp", "run", "--set-param", "train.deterministic=1"], ["repro"]):
+        if how == ["repro"]:
+            params.write_text(params.read_text().replace("epochs: 1", "epochs: 1.0"))
+        equal = sh([DVC, *how], clone, check=False)
+        assert equal.returncode != 0 and "Running stage 'validate'" in equal.stdout, equal.stdout
+        named = "train.deterministic" if how[0] == "exp" else "train.epochs"
+        assert named in equal.stdout + equal.stderr, equal.stdout + equal.stderr
+        sh(["git", "checkout", "params.yaml"], clone)

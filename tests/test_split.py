@@ -128,3 +128,35 @@ def test_train_stage_refuses_a_subset_larger_than_the_split_before_writing(tmp_p
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "train.train_subset is 501, but the training split has 500 digits" in result.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+
+
+def doctor(path, change: str) -> None:
+    data = torch.load(path)
+    if change == "pixel":
+        data["images"][0, 14, 14] ^= 1
+    else:
+        data["labels"][0] = (data["labels"][0] + 1) % 10
+    torch.save(data, path)
+
+
+def assert_refused(result, name: str) -> None:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert f"{name}.pt: SHA-256" in first and "the file changed since it was written" in first and "dvc repro" in first
+
+
+@pytest.mark.parametrize("change", ["pixel", "label"])
+def test_train_and_evaluate_refuse_a_prepared_file_changed_since_split(tmp_path, change):
+    fake_mnist(tmp_path / "raw")
+    prepared = tmp_path / "data" / "prepared"
+    write_splits(make_splits(tmp_path / "raw", 100, seed=0), prepared)
+    write_params(tmp_path, train={"epochs": 1})
+    original = (prepared / "train.pt").read_bytes()
+    doctor(prepared / "train.pt", change)
+    assert_refused(run_stage("train", tmp_path), "train")
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
+    (prepared / "train.pt").write_bytes(original)
+    assert run_stage("train", tmp_path).returncode == 0
+    doctor(prepared / "test.pt", change)
+    assert_refused(run_stage("evaluate", tmp_path), "test")
+    assert not (tmp_path / "metrics" / "test.json").exists() and not (tmp_path / "plots" / "test_predictions.csv").exists()

@@ -7,6 +7,7 @@ generator (a Mersenne Twister with a fixed algorithm) and ``outputs.save_torch``
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -114,7 +115,10 @@ def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path
         if kind != "mnist28":
             tensors["input"] = kind
         save_torch(out_dir / f"{name}.pt", tensors)
-    write_json(out_dir / "stats.json", split_stats(splits))
+    stats = split_stats(splits)
+    for name in splits:  # what train and evaluate check before they trust a file (load_split)
+        stats[name]["sha256"] = hashlib.sha256((out_dir / f"{name}.pt").read_bytes()).hexdigest()
+    write_json(out_dir / "stats.json", stats)
 
 
 def first_digits(images: torch.Tensor, labels: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,12 +135,27 @@ class Digits(NamedTuple):
     input: str  # mnist28 or paper16 (lenet1.data.inputs)
 
 
+def verify_split(path: Path) -> None:
+    """Check a split file against the SHA-256 the split stage recorded in stats.json beside it: a stage run
+    directly (not by DVC, which checks its deps) must not train or evaluate on a file changed since."""
+    stats_path = path.parent / "stats.json"
+    if not path.exists() or not stats_path.exists():
+        raise MissingInput(f"{path if not path.exists() else stats_path}: not found; run `dvc repro split` first")
+    try:
+        want = json.loads(stats_path.read_text())[path.stem]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{stats_path}: records no SHA-256 for {path.name}; {REBUILD}") from None
+    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    if got != want:
+        raise InputError(f"{path}: SHA-256 {got[:16]}..., but the split stage recorded {want[:16]}... in {stats_path}: "
+                         f"the file changed since it was written; {REBUILD}")
+
+
 def load_split(path: Path) -> Digits:
-    """The images, labels and input kind of a file written by ``write_splits``."""
+    """The images, labels and input kind of a file written by ``write_splits``, verified (``verify_split``)."""
+    verify_split(path)
     try:
         data = torch.load(path, weights_only=True)
-    except FileNotFoundError:
-        raise MissingInput(f"{path}: not found; run `dvc repro split` first") from None
     except Exception as err:  # a truncated or foreign file: say which and how to fix it
         raise InputError(f"{path}: not a readable split file ({err}); {REBUILD}") from None
     if not isinstance(data, dict):
