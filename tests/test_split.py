@@ -160,3 +160,15 @@ def test_train_and_evaluate_refuse_a_prepared_file_changed_since_split(tmp_path,
     doctor(prepared / "test.pt", change)
     assert_refused(run_stage("evaluate", tmp_path), "test")
     assert not (tmp_path / "metrics" / "test.json").exists() and not (tmp_path / "plots" / "test_predictions.csv").exists()
+
+
+def test_an_empty_split_is_named_not_a_traceback(tmp_path):
+    fake_mnist(tmp_path / "raw")
+    splits = make_splits(tmp_path / "raw", 100, seed=0)
+    splits["test"] = (splits["test"][0][:0], splits["test"][1][:0])
+    write_splits(splits, tmp_path / "data" / "prepared")
+    write_params(tmp_path, train={"epochs": 1})
+    assert run_stage("train", tmp_path).returncode == 0
+    result = run_stage("evaluate", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[0].endswith("test.pt: holds no digits; rebuild it with `dvc repro -f -s split`")

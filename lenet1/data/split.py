@@ -165,7 +165,9 @@ def load_split(path: Path) -> Digits:
         raise InputError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); {REBUILD}")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
         raise InputError(f"{path}: 'labels' must be an int64 tensor with one label per image; {REBUILD}")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+    if len(labels) == 0:
+        raise InputError(f"{path}: holds no digits; {REBUILD}")
+    if labels.min() < 0 or labels.max() > 9:
         raise InputError(f"{path}: labels must be digits 0-9, found {labels.min()}..{labels.max()}; {REBUILD}")
     kind = data.get("input", "mnist28")
     if kind not in INPUTS:
