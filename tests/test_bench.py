@@ -115,3 +115,26 @@ def test_a_config_equal_to_an_earlier_one_is_trained_once_and_compared_through_i
             {"config": "default, fast", "seed": 2, "seconds": 40.0, "seconds_to_target": 34.0}]
     lines = bench.speedups({"target": 0.989, "runs": runs, "same_as": same_as}).splitlines()
     assert lines[2:] == ["| default, fast | 4.00x | 3.75x (1 seeds) |", "| old default, fast (= default, fast) | 4.00x | 3.75x (1 seeds) |"]
+
+
+def test_the_roofline_flop_count_is_what_torch_counts_for_the_layer_shapes():
+    # torch's own FLOP counter on forward and backward of one image (the image needs no gradient, as in the engine).
+    import importlib.util
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lenet1.model import build_model
+
+    spec = importlib.util.spec_from_file_location("roofline", ROOT / "bench" / "roofline.py")
+    roofline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(roofline)
+    model = build_model("full", 1)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, 28, 28)).sum().backward()
+    ours = roofline.flops_per_image("full")
+    assert ours["forward"] + ours["backward"] == counter.get_total_flops() == 702_720  # issue 24's 351k multiply-adds
+    assert ours["update"] == 2 * sum(p.numel() for p in model.parameters())
+    paper = roofline.flops_per_image("paper")  # Table 1's 20 H3 kernels instead of 48 (torch computes them dense)
+    assert ours["forward"] - paper["forward"] == 2 * (48 - 20) * 64 * 25
+    assert paper["update"] == 2 * 2578
