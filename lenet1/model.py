@@ -64,10 +64,8 @@ class Convolution(nn.Module):
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.empty(self.out_maps))
         self.register_buffer("slots", torch.tensor([out * in_maps + inp for out, inp in pairs]), persistent=False)
-        # Each weight's and bias's init bound, 1/sqrt(fan-in of its output map).
-        bound = [1 / math.sqrt(len(ins) * KERNEL * KERNEL) for ins in table]
-        self.bias_bound = torch.tensor(bound)
-        self.weight_bound = torch.tensor([bound[out] for out, _ in pairs]).view(*self.weight.shape[:-2], 1, 1)
+        self.fan_in = [len(ins) * KERNEL * KERNEL for ins in table]  # of each output map's units
+        self.kernel_map = [out for out, _ in pairs]  # the output map of each kernel
 
     def kernel(self) -> torch.Tensor:
         if self.dense:
@@ -129,8 +127,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(variant: str, seed: int) -> LeNet1:
-    """A LeNet-1 whose initial weights depend only on ``seed``: uniform(+-1/sqrt(fan-in)), biases too.
+def init_bound(init: str, fan_in: int) -> float:
+    """The half-width of a unit's uniform initial weights: ``inverse_sqrt``, 1/sqrt(fan-in) (as torch's
+    layers), or ``lecun98``, 2.4/fan-in (LeCun, Bottou, Bengio, Haffner 1998, Appendix A)."""
+    if init == "inverse_sqrt":
+        return 1 / math.sqrt(fan_in)
+    if init == "lecun98":
+        return 2.4 / fan_in
+    raise ValueError(f"unknown init {init!r}: expected inverse_sqrt or lecun98")
+
+
+def build_model(variant: str, seed: int, init: str = "inverse_sqrt") -> LeNet1:
+    """A LeNet-1 whose initial weights depend only on ``seed``: uniform(+-init_bound) for weights and biases.
 
     Drawing from an explicit generator keeps the init independent of any other
     use of the global RNG; subsampling coefficients start at 1 and biases at 0.
@@ -139,9 +147,11 @@ def build_model(variant: str, seed: int) -> LeNet1:
     model = LeNet1(variant)
     with torch.no_grad():
         for layer in (model.h1, model.h3):
-            layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * layer.weight_bound)
-            layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1) * layer.bias_bound)
-        bound = 1 / math.sqrt(model.out.weight.shape[1])
+            bound = [init_bound(init, fan_in) for fan_in in layer.fan_in]
+            weight_bound = torch.tensor([bound[out] for out in layer.kernel_map]).view(*layer.weight.shape[:-2], 1, 1)
+            layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * weight_bound)
+            layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1) * torch.tensor(bound))
+        bound = init_bound(init, model.out.weight.shape[1])
         model.out.weight.copy_((torch.rand(model.out.weight.shape, generator=generator) * 2 - 1) * bound)
         model.out.bias.copy_((torch.rand(model.out.bias.shape, generator=generator) * 2 - 1) * bound)
     return model

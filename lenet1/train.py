@@ -87,7 +87,7 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     ``params`` is the validated ``train`` section of params.yaml.  The test set
     never enters here: model selection uses the validation split only.
     """
-    model = build_model(params.variant, params.seed)
+    model = build_model(params.variant, params.seed, params.init)
     engine = engine_for(params, model, train)
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []

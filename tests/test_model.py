@@ -108,3 +108,22 @@ def test_foreign_or_old_model_files_are_refused_with_the_fix(tmp_path, content, 
     with pytest.raises(ValueError, match=message) as err:
         load_model(tmp_path / "m.pt")
     assert "dvc repro -f -s train" in str(err.value)
+
+
+@pytest.mark.parametrize("variant", ["full", "paper"])
+def test_lecun98_init_is_uniform_in_2_4_over_each_units_fan_in(variant):
+    from lenet1.architecture import ARCHITECTURES
+
+    model, default = build_model(variant, 3, "lecun98"), build_model(variant, 3)
+    fan_ins = {"h1": [25] * 4, "h3": [25 * len(inputs) for inputs in ARCHITECTURES[variant].h3_table]}
+    for name, fans in fan_ins.items():
+        layer = getattr(model, name)
+        for out, fan_in in enumerate(fans):
+            kernels = [k for k, o in enumerate(layer.kernel_map) if o == out]
+            weights = layer.weight.view(len(layer.kernel_map), -1)[kernels] if not layer.dense else layer.weight[out]
+            assert weights.abs().max() <= 2.4 / fan_in and abs(layer.bias[out]) <= 2.4 / fan_in
+        assert layer.weight.abs().max() > 0.8 * 2.4 / max(fans)  # the full range is used, not a smaller one
+    assert model.out.weight.abs().max() <= 2.4 / 192 < default.out.weight.abs().max()
+    # The same random draws, scaled: the seed alone decides the pattern.
+    ratio = model.out.weight / default.out.weight
+    assert torch.allclose(ratio, torch.full_like(ratio, (2.4 / 192) * 192 ** 0.5))

@@ -65,7 +65,8 @@ def test_the_code_implements_every_choice_the_schema_allows():
     from lenet1.architecture import VARIANTS
     from lenet1.loss import make_loss
     from lenet1.model import LeNet1
-    from lenet1.pipeline.sections import INPUTS, LOSSES, SCHEDULES
+    from lenet1.model import build_model
+    from lenet1.pipeline.sections import INITS, INPUTS, LOSSES, SCHEDULES
     from lenet1.train import learning_rates
     import numpy as np
     import torch
@@ -74,6 +75,8 @@ def test_the_code_implements_every_choice_the_schema_allows():
         LeNet1(variant)
     for loss in LOSSES:
         make_loss(loss, LeNet1("full"))
+    for init in INITS:
+        build_model("paper", 1, init)
     for schedule in SCHEDULES:
         learning_rates(schedule, 1.0, 2, 1, 0.5)
     for kind in INPUTS:

@@ -13,6 +13,7 @@ from lenet1.pipeline.params import choice, flag, integer, number, param, seed_ru
 
 MNIST_TRAIN_SIZE = 60000
 INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by lenet1.data.inputs.prepare
+INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
 SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by train.learning_rates
 
 
@@ -34,6 +35,7 @@ class TrainParams:
     gamma: float = param(number(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"))
     weight_decay: float = param(number(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
     loss: str = param(choice(LOSSES))
+    init: str = param(choice(INITS))
     seed: int = param(seed_rule("the initial weights and the batch order"))
     deterministic: bool = param(flag())
     train_subset: int = param(integer(0, MNIST_TRAIN_SIZE, "0 = the whole training split"))
