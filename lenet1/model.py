@@ -110,14 +110,23 @@ class LeNet1(nn.Module):
     def squash(self, x: torch.Tensor) -> torch.Tensor:
         return self.architecture.amplitude * torch.tanh(self.architecture.slope * x)
 
+    def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer's weighted sums (A1 ... A4, before squashing) and unit states (H1 ... H4), and the outputs."""
+        trainable = self.architecture.trainable_subsampling
+        a1 = self.h1(x)
+        h1 = self.squash(a1)
+        a2 = self.h2(h1)
+        h2 = self.squash(a2) if trainable else a2
+        a3 = self.h3(h2)
+        h3 = self.squash(a3)
+        a4 = self.h4(h3)
+        h4 = self.squash(a4) if trainable else a4
+        return {"A1": a1, "H1": h1, "A2": a2, "H2": h2, "A3": a3, "H3": h3, "A4": a4, "H4": h4,
+                "output": self.out(h4.flatten(1))}
+
     def states(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's unit states, after squashing as the paper draws them, and the outputs."""
-        trainable = self.architecture.trainable_subsampling
-        h1 = self.squash(self.h1(x))
-        h2 = self.squash(self.h2(h1)) if trainable else self.h2(h1)
-        h3 = self.squash(self.h3(h2))
-        h4 = self.squash(self.h4(h3)) if trainable else self.h4(h3)
-        return {"H1": h1, "H2": h2, "H3": h3, "H4": h4, "output": self.out(h4.flatten(1))}
+        return {name: value for name, value in self.activations(x).items() if not name.startswith("A")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.states(x)["output"]

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from lenet1 import curvature
 from lenet1.engine import ExactEngine, StockEngine, make_engine
 from lenet1.errors import InputError
 from lenet1.model import LeNet1, build_model
@@ -33,13 +34,20 @@ class Split:
     labels: torch.Tensor  # int64 (N,)
 
 
+# The paper's eta schedule for LeNet-5's 20 passes (LeCun et al. 1998, Appendix C): 0.0005 for two passes,
+# then 0.0002 for three, 0.0001 for three, 0.00005 for four, 0.00001 thereafter: lr times these from those epochs.
+LECUN98 = ((1, 1.0), (3, 0.4), (6, 0.2), (9, 0.1), (13, 0.02))
+
+
 def learning_rates(schedule: str, lr: float, epochs: int, step_size: int, gamma: float) -> list[float]:
-    """Each epoch's learning rate: constant, step (x gamma every step_size epochs) or cosine to 0.
+    """Each epoch's learning rate: constant, step (x gamma every step_size epochs), cosine to 0 or lecun98.
 
     The same floats as torch's ConstantLR, StepLR and CosineAnnealingLR (recursive form), without torch.optim.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if schedule == "lecun98":
+        return [lr * [factor for start, factor in LECUN98 if start <= epoch][-1] for epoch in range(1, epochs + 1)]
     rates = [lr]
     for epoch in range(1, epochs):
         if schedule == "cosine":
@@ -65,8 +73,18 @@ def engine_for(params: TrainParams, model: LeNet1, train: Split) -> Engine:
     return make_engine("exact" if params.deterministic else "stock", model, params.loss, train.inputs, train.labels)
 
 
-def sgd_epochs(params: TrainParams, train: Split, engine: Engine) -> Iterator[tuple[int, float, float, float]]:
-    """Train for ``params.epochs``; after each epoch yield (epoch, its lr, train loss, train accuracy).
+def sdlm_rates(params: TrainParams, train: Split, order: torch.Tensor, engine: Engine) -> dict[str, torch.Tensor]:
+    """Stochastic diagonal Levenberg-Marquardt's per-weight rates for an epoch, from the curvature on its first
+    ``curvature.PATTERNS`` digits (``lenet1/curvature.py``)."""
+    sample = order[: curvature.PATTERNS]
+    h = engine.curvature(train.inputs.index_select(0, sample), train.labels.index_select(0, sample))
+    return curvature.step_rates(h, params.mu, params.loss)
+
+
+def sgd_epochs(params: TrainParams, train: Split,
+               engine: Engine) -> Iterator[tuple[int, float, float, float, dict[str, float]]]:
+    """Train for ``params.epochs``; after each epoch yield (epoch, its lr, train loss, train accuracy, more),
+    more being, for sdlm, the range of its effective rates lr / (mu + h_kk) at the paper's loss scale.
 
     The batch order of every epoch comes from one generator seeded with ``params.seed``.
     """
@@ -74,11 +92,16 @@ def sgd_epochs(params: TrainParams, train: Split, engine: Engine) -> Iterator[tu
     order_generator = torch.Generator().manual_seed(params.seed)
     for epoch, lr in enumerate(rates, 1):
         order = torch.randperm(len(train.labels), generator=order_generator)
+        weight_rates, more = None, {}
+        if params.optimizer == "sdlm":
+            weight_rates = sdlm_rates(params, train, order, engine)
+            every = torch.cat([rate.flatten() for rate in weight_rates.values()]).double() * lr / curvature.SCALE[params.loss]
+            more = {"rate_min": every.min().item(), "rate_max": every.max().item()}
         train_loss, train_acc = engine.train_epoch(train.inputs, train.labels, order, params.batch_size, lr,
-                                                   params.weight_decay)
+                                                   params.weight_decay, weight_rates)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; lower train.lr (now {params.lr})")
-        yield epoch, lr, train_loss, train_acc
+        yield epoch, lr, train_loss, train_acc, more
 
 
 def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
@@ -92,17 +115,19 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
     started = epoch_started = time.perf_counter()
-    for epoch, lr, train_loss, train_acc in sgd_epochs(params, train, engine):
+    for epoch, lr, train_loss, train_acc, more in sgd_epochs(params, train, engine):
         outputs, val_loss = engine.evaluate(val.inputs, val.labels, eval_batch_size)
         val_acc = (outputs.argmax(1) == val.labels).float().mean().item()
         seconds = time.perf_counter() - epoch_started
-        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss, "val_accuracy": val_acc})
+        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
+                        "val_accuracy": val_acc, **more})
         improved = val_acc > best_accuracy
         if improved:
             best_state, best_epoch, best_accuracy = copy.deepcopy(model.state_dict()), epoch, val_acc
         log(
             f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
             f"val loss {val_loss:.4f} acc {val_acc:.2%}  {seconds:.1f}s{'  *best' if improved else ''}"
+            + (f"  rates {more['rate_min']:.2g}-{more['rate_max']:.2g}" if more else "")
         )
         epoch_started = time.perf_counter()
     model.load_state_dict(best_state)

@@ -22,7 +22,8 @@ from tests.helpers import ROOT, shared_dir
 PROBE = ROOT / "tests" / "weights_probe.py"
 CPU_FLAGS = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
 HAS_AVX512 = " avx512f" in CPU_FLAGS
-CASES = [("full", "cross_entropy"), ("full", "mse"), ("paper", "cross_entropy"), ("paper", "mse")]
+CASES = [("full", "cross_entropy"), ("full", "mse"), ("paper", "cross_entropy"), ("paper", "mse"),
+         ("paper", "mse", "sdlm"), ("full", "cross_entropy", "sdlm")]  # sdlm: at batch 1, the narrow build
 ENVIRONMENTS = [
     (1, {}),
     (2, {}),
@@ -38,10 +39,10 @@ KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR"
 
 
 def probe(command: list[str], steps: int, threads: int = 1, env: dict | None = None, extra: tuple[str, ...] = (),
-          cases: list[tuple[str, str]] = CASES) -> dict[tuple[str, str], str]:
+          cases: list[tuple[str, ...]] = CASES) -> dict[tuple[str, ...], str]:
     """Each case's weight hash after ``steps`` probe steps, all cases in one process of ``command``."""
     clean = {k: v for k, v in os.environ.items() if k not in KERNEL_VARIABLES}
-    names = ",".join(f"{variant}:{loss}" for variant, loss in cases)
+    names = ",".join(":".join(case) for case in cases)
     result = subprocess.run(
         [*command, str(PROBE), "--steps", str(steps), "--cases", names, "--threads", str(threads), *extra],
         cwd=ROOT, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=3000,
@@ -56,7 +57,9 @@ def probe(command: list[str], steps: int, threads: int = 1, env: dict | None = N
 PINNED = {("full", "cross_entropy"): "8f84e6f15f2dd0eed4138b0de0f8d8fa39f3a949b83378ebca4339dedd6cbdb9",
           ("full", "mse"): "054735dd138c9cd4dfc97baf70b7e482fa2af9c3215f504d0f8732762438177c",
           ("paper", "cross_entropy"): "25343c84272cba6024a1b611dde49dc5309dc18cf2ce214acf929c62f9facc6c",
-          ("paper", "mse"): "190f0bde95e8600c77c1b7d701cc3eb01ecb7f04f26d1f295a2a8d5dcc9c4c3b"}
+          ("paper", "mse"): "190f0bde95e8600c77c1b7d701cc3eb01ecb7f04f26d1f295a2a8d5dcc9c4c3b",
+          ("paper", "mse", "sdlm"): "4dc430366107c56618cf21bdda3a63f8e40154a3ef84f2f2a1b0fa551c8fa511",
+          ("full", "cross_entropy", "sdlm"): "23128a67e55da98a7f1ffe7639d04fe406e6b1233ef59071253a5661849582e7"}
 
 
 def test_exact_weights_are_the_pinned_bits():

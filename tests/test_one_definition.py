@@ -23,8 +23,8 @@ REFUSAL = "train: error: deterministic mode refuses LeNet-1"
 WAY_OUT = "set train.deterministic: false to train the edit with stock PyTorch kernels"
 STEEPER_SQUASH = ("        return self.architecture.amplitude * torch.tanh(self.architecture.slope * x)",
                   "        return self.architecture.amplitude * torch.tanh(2 * self.architecture.slope * x)")
-SCALED_OUTPUT = ('        return {"H1": h1, "H2": h2, "H3": h3, "H4": h4, "output": self.out(h4.flatten(1))}',
-                 '        return {"H1": h1, "H2": h2, "H3": h3, "H4": h4, "output": 1.5 * self.out(h4.flatten(1))}')
+SCALED_OUTPUT = ('                "output": self.out(h4.flatten(1))}',
+                 '                "output": 1.5 * self.out(h4.flatten(1))}')
 
 
 def edited_project(tmp_path, edit: tuple[str, str] | None, deterministic: bool, variant: str = "full"):

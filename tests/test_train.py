@@ -45,7 +45,7 @@ def test_training_steps_lower_the_loss_on_a_small_batch(variant, loss, engine):
 def test_sgd_is_p_minus_lr_times_gradient_plus_weight_decay():
     param = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     param.grad = torch.tensor([0.5, 0.25])
-    SGD([param], lr=0.1, weight_decay=0.01).step()
+    SGD([("weight", param)], lr=0.1, weight_decay=0.01).step()
     expected = torch.tensor([1.0, -2.0]) - (torch.tensor([0.5, 0.25]) + torch.tensor([1.0, -2.0]) * 0.01) * 0.1
     assert torch.equal(param.detach(), expected)
 
@@ -121,10 +121,10 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
 def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch, variant, deterministic):
     seen, exact_train, stock_step = [], exact.train, lenet1.engine.stock.StockEngine.train_step
 
-    def record_exact(layout, inputs, labels, order, batch_size, lr, weight_decay):
+    def record_exact(layout, inputs, labels, order, batch_size, lr, weight_decay, rates=None):
         if order is not None:  # not the probe's step
             seen.extend([lr] * -(-len(order) // batch_size))  # one lr per step of the call
-        return exact_train(layout, inputs, labels, order, batch_size, lr, weight_decay)
+        return exact_train(layout, inputs, labels, order, batch_size, lr, weight_decay, rates)
 
     monkeypatch.setattr(exact, "train", record_exact)
     monkeypatch.setattr(lenet1.engine.stock.StockEngine, "train_step",

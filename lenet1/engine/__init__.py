@@ -17,6 +17,7 @@ from lenet1.engine.stock import StockEngine
 from lenet1.model import LeNet1
 
 ENGINES = ("exact", "stock")
+Rates = dict[str, torch.Tensor] | None  # per-weight step factors by parameter name (SDLM), or none: plain SGD
 
 
 def batch_mean(losses: list[float]) -> torch.Tensor:
@@ -39,23 +40,33 @@ class ExactEngine:
             self._checked = (key, exact.Layout.of(self.model, self.loss_name))
         return self._checked[1]
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float,
-                   weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step on the batch: its mean loss and its outputs before the step."""
-        losses, logits = exact.train(self._layout(), inputs, labels, None, len(inputs), lr, weight_decay)
+    def _flat(self, rates: Rates) -> torch.Tensor | None:
+        return None if rates is None else exact.flat(rates).float()
+
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float,
+                   rates: Rates = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on the batch (with ``rates``, each weight's step times its rate): its mean loss and its
+        outputs before the step."""
+        losses, logits = exact.train(self._layout(), inputs, labels, None, len(inputs), lr, weight_decay,
+                                     self._flat(rates))
         return batch_mean(losses.tolist()), logits
 
     def train_epoch(self, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
-                    lr: float, weight_decay: float) -> tuple[float, float]:
+                    lr: float, weight_decay: float, rates: Rates = None) -> tuple[float, float]:
         """SGD on ``inputs[order]`` in batches, in one C call: the mean loss and accuracy seen while training,
         each batch's mean loss rounded to float32 as ``train_step`` gives it."""
-        losses, logits = exact.train(self._layout(), inputs, labels, order, batch_size, lr, weight_decay)
+        losses, logits = exact.train(self._layout(), inputs, labels, order, batch_size, lr, weight_decay,
+                                     self._flat(rates))
         values, total = losses.tolist(), torch.zeros((), dtype=torch.float64)
         for start in range(0, len(values), batch_size):
             batch = values[start : start + batch_size]
             total += batch_mean(batch) * len(batch)
         correct = (logits.argmax(1) == labels.index_select(0, order)).sum()
         return total.item() / len(order), correct.item() / len(order)
+
+    def curvature(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each weight's SDLM curvature h_kk over ``inputs``, as ``lenet1.curvature.diagonal`` defines it."""
+        return exact.unflat(exact.curvature(self._layout(), inputs, labels), self.model)
 
     def evaluate(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, float]:
         """The outputs and the mean loss (summed exactly) over ``inputs``."""

@@ -66,9 +66,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LENET1_CACHE") or default)
 
 
-def library() -> ctypes.CDLL:
-    """The engine compiled for this machine (with EXTRA_FLAGS), built on first use and kept in cache_dir()."""
-    return build(EXTRA_FLAGS)
+def library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The engine compiled for this machine (with EXTRA_FLAGS and ``flags``), built on first use and kept in
+    cache_dir()."""
+    return build((*EXTRA_FLAGS, *flags))
 
 
 @functools.cache

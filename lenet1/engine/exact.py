@@ -17,6 +17,8 @@ from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
 
 MAGIC, VERSION = 0x4C4E3101, 3  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
+NARROW_LANES, NARROW_BELOW = 2, 4  # bench/README.md: at batch 1, 2 lanes train fastest
+NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
 FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT = 1, 2, 4  # the C functions' error bits
 SLOTS = ("h1.weight", "h1.bias", "h2.coefficient", "h2.bias", "h3.weight", "h3.bias",
          "h4.coefficient", "h4.bias", "out.weight", "out.bias")  # csrc/layers.h's W1 ... BO
@@ -68,6 +70,10 @@ class Layout:
         return cls((ctypes.c_int32 * len(header))(*header), (ctypes.c_float * 2)(arch.amplitude, arch.slope),
                    (ctypes.c_int64 * len(SLOTS))(*sizes), weights)
 
+    @property
+    def parameters(self) -> int:
+        return sum(self.sizes)
+
     def pointers(self) -> ctypes.Array:
         """The weights' addresses; the C code reads and updates them in place."""
         return (ctypes.c_void_p * len(SLOTS))(*[None if t is None else t.data_ptr() for t in self.weights])
@@ -96,13 +102,22 @@ def _check(status: int, what: str) -> None:
         raise MemoryError(f"{what}: out of memory or threads; nothing was updated")
 
 
-def _library() -> ctypes.CDLL:
+def library_for(batch_size: int) -> ctypes.CDLL:
+    """The engine for SGD at ``batch_size``: below NARROW_BELOW, the build whose groups hold NARROW_LANES images
+    (a step on one image then computes 2 lanes, not 8).  The same source, lane for lane the same operations,
+    so the same bits (tests/test_engine.py checks it)."""
+    return _library(NARROW_FLAGS if batch_size < NARROW_BELOW else ())
+
+
+def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The compiled engine, with its functions' argument types (ctypes would guess them from the values)."""
-    lib = library()
+    lib = library(flags)
     if not getattr(lib, "typed", False):
         pointer, i32 = ctypes.c_void_p, ctypes.c_int
         lib.lenet1_forward.argtypes = [pointer] * 6 + [i32] + [pointer] * 3 + [i32]
-        lib.lenet1_train.argtypes = [pointer] * 7 + [i32, i32, ctypes.c_float, ctypes.c_float, pointer, pointer, i32]
+        lib.lenet1_train.argtypes = [pointer] * 7 + [i32, i32, ctypes.c_float, pointer, ctypes.c_float, pointer,
+                                                     pointer, i32]
+        lib.lenet1_curvature.argtypes = [pointer] * 6 + [i32, pointer, i32]
         lib.typed = True
     return lib
 
@@ -135,9 +150,10 @@ def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = 
 
 
 def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor | None, batch_size: int,
-          lr: float, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+          lr: float, weight_decay: float, rates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """SGD steps on batches of ``inputs[order]`` (or ``inputs``), all in one C call: no torch operation runs
-    between steps, whose OpenMP threads would compete with the C code's for the cores.
+    between steps, whose OpenMP threads would compete with the C code's for the cores.  ``rates``: one float32
+    per weight in slot order (``flat``), each weight's step lr * rate * gradient (SDLM); none: lr * gradient.
 
     The weights are updated in place, outside autograd (as an optimizer's step under no_grad would be).
     Returns each image's loss (float64) and outputs (before its step), in batch order.
@@ -150,10 +166,40 @@ def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: tor
         count = len(order)
         if count and not (0 <= int(order.min()) and int(order.max()) < len(images)):
             raise ValueError(f"order holds an index outside 0-{len(images) - 1}")
+    if rates is not None and (rates.dtype != torch.float32 or rates.shape != (layout.parameters,)):
+        raise ValueError(f"expected {layout.parameters} float32 rates, got {rates.dtype} of shape {tuple(rates.shape)}")
+    rates = None if rates is None else rates.contiguous()
     logits = torch.empty(count, 10, dtype=torch.float32)
     losses = torch.empty(count, dtype=torch.float64)
-    status = _library().lenet1_train(
+    status = library_for(batch_size).lenet1_train(
         layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(), labels.data_ptr(),
-        None if order is None else order.data_ptr(), count, batch_size, lr, weight_decay, logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
+        None if order is None else order.data_ptr(), count, batch_size, lr, None if rates is None else rates.data_ptr(),
+        weight_decay, logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
     _check(status, "lenet1_train")
     return losses, logits
+
+
+def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each weight's Gauss-Newton d2E/dw^2 of the per-pattern loss, averaged over ``inputs`` (float64, slot
+    order): what ``lenet1.curvature.diagonal`` defines, computed in C."""
+    images = _images(inputs)
+    labels = _labels(labels, len(images))
+    curvatures = torch.empty(layout.parameters, dtype=torch.float64)
+    status = _library().lenet1_curvature(layout.header, layout.squash, layout.sizes, layout.pointers(),
+                                         images.data_ptr(), labels.data_ptr(), len(images), curvatures.data_ptr(),
+                                         torch.get_num_threads())
+    _check(status, "lenet1_curvature")
+    return curvatures
+
+
+def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-weight values by state_dict name, flattened in the engine's slot order (W1 ... BO), as C reads them."""
+    return torch.cat([tensors[name].reshape(-1) for name in SLOTS if name in tensors])
+
+
+def unflat(values: torch.Tensor, model: LeNet1) -> dict[str, torch.Tensor]:
+    """The inverse of ``flat`` for ``model``'s weights."""
+    shapes = [(name, tensor.shape) for name, tensor in
+              sorted(model.named_parameters(), key=lambda item: SLOTS.index(item[0]))]
+    parts = values.split([math.prod(shape) for _, shape in shapes])
+    return {name: part.reshape(shape) for (name, shape), part in zip(shapes, parts)}

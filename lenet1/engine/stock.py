@@ -7,28 +7,30 @@ from __future__ import annotations
 
 import torch
 
+from lenet1 import curvature
 from lenet1.loss import make_loss
 from lenet1.model import LeNet1
 
 
 class SGD:
-    """Plain SGD, p <- p - lr * (g + weight_decay * p).
+    """Plain SGD, p <- p - lr * (g + weight_decay * p); with per-weight rates (SDLM), lr * rate instead of lr.
 
     Not a torch.optim.Optimizer: its constructor imports ``torch._dynamo``, about 1.4 s per train stage.
     """
 
-    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
-        self.params, self.lr, self.weight_decay = params, lr, weight_decay
+    def __init__(self, params: list[tuple[str, torch.Tensor]], lr: float, weight_decay: float = 0.0,
+                 rates: dict[str, torch.Tensor] | None = None) -> None:
+        self.params, self.lr, self.weight_decay, self.rates = params, lr, weight_decay, rates
 
     @torch.no_grad()
     def step(self) -> None:
-        for param in self.params:
+        for name, param in self.params:
             if param.grad is None:
                 continue
             grad = param.grad
             if self.weight_decay:
                 grad = grad + param * self.weight_decay
-            param.sub_(grad * self.lr)
+            param.sub_(grad * (self.lr if self.rates is None else self.lr * self.rates[name].to(param.dtype)))
             param.grad = None
 
 
@@ -39,24 +41,29 @@ class StockEngine:
     def __init__(self, model: LeNet1, loss: str) -> None:
         self.model, self.loss_name, self.loss = model, loss, make_loss(loss, model)
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float,
-                   weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step on the batch: its mean loss and its outputs before the step."""
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float,
+                   rates: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on the batch (with ``rates``, each weight's step times its rate): its mean loss and its
+        outputs before the step."""
         self.model.train()
         outputs = self.model(inputs)
         loss = self.loss(outputs, labels)
         loss.backward()
-        SGD(list(self.model.parameters()), lr, weight_decay).step()
+        SGD(list(self.model.named_parameters()), lr, weight_decay, rates).step()
         return loss.detach(), outputs.detach()
 
+    def curvature(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each weight's SDLM curvature h_kk over ``inputs`` (``lenet1.curvature.diagonal``)."""
+        return curvature.diagonal(self.model, self.loss_name, inputs, labels)
+
     def train_epoch(self, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
-                    lr: float, weight_decay: float) -> tuple[float, float]:
+                    lr: float, weight_decay: float, rates: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
         total_loss = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             batch_labels = labels.index_select(0, batch)
-            loss, outputs = self.train_step(inputs.index_select(0, batch), batch_labels, lr, weight_decay)
+            loss, outputs = self.train_step(inputs.index_select(0, batch), batch_labels, lr, weight_decay, rates)
             total_loss += loss * len(batch)  # summed as tensors: a .item() per step would cost more than it tells
             correct += (outputs.argmax(1) == batch_labels).sum()
         return total_loss.item() / len(order), correct.item() / len(order)

@@ -14,7 +14,8 @@ from lenet1.pipeline.params import choice, flag, integer, number, param, seed_ru
 MNIST_TRAIN_SIZE = 60000
 INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by lenet1.data.inputs.prepare
 INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
-SCHEDULES = ("constant", "step", "cosine")  # the allowed train.schedule values, implemented by train.learning_rates
+SCHEDULES = ("constant", "step", "cosine", "lecun98")  # the allowed train.schedule values, implemented by train.learning_rates
+OPTIMIZERS = ("sgd", "sdlm")  # the allowed train.optimizer values, implemented by lenet1.train (sdlm: lenet1.curvature)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class TrainParams:
     step_size: int = param(integer(1, 1000, "epochs between lr drops, schedule: step"))
     gamma: float = param(number(lambda v: 0 < v <= 1, "a number in (0, 1] (lr factor per step, schedule: step)"))
     weight_decay: float = param(number(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
+    optimizer: str = param(choice(OPTIMIZERS))
+    mu: float = param(number(lambda v: 0 < v <= 100, "a number in (0, 100] (optimizer: sdlm's step lr / (mu + h_kk))"))
     loss: str = param(choice(LOSSES))
     init: str = param(choice(INITS))
     seed: int = param(seed_rule("the initial weights and the batch order"))

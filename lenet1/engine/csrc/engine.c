@@ -35,9 +35,11 @@ typedef struct {
     const float *x;          /* images, 28x28 each */
     const int64_t *labels;   /* one per image of x, or 0: no loss */
     const int64_t *order;    /* the batch's images are x[order[0]], x[order[1]], ...; 0: x[0], x[1], ... */
-    int n, groups, threads, train;
+    Weights squared;         /* curvature: every weight squared */
+    int n, groups, threads, train, curvature;  /* train: each image's gradient; curvature: its d2E/dw^2 instead */
     int failed;  /* FAILED_*, set with __atomic_or_fetch: several threads may write it */
-    float *logits, *grads, *states;  /* grads: n x arch->offset[SLOTS], image-major; states: n x STATE_FLOATS */
+    float *logits, *grads, *states;  /* grads: n x arch->offset[SLOTS], image-major (gradients or curvatures);
+                                        states: n x STATE_FLOATS */
     double *losses;
 } Job;
 
@@ -50,10 +52,12 @@ static void copy_states(const Group *g, int lane, float *out) {
         for (int q = 0; q < sizes[s]; q++) out[q] = layers[s][q][lane];
 }
 
-/* Groups first, first + threads, ...: the outputs, the losses if labelled, each image's gradient if training. */
+/* Groups first, first + threads, ...: the outputs, the losses if labelled, each image's gradient if training
+   (or its curvature). */
 CLONES static void run_groups(Job *job, int first) {
     Group *g = aligned_alloc(64, (sizeof(Group) + 63) / 64 * 64);
-    if (g == 0) { fail(&job->failed, FAILED_RESOURCES); return; }
+    Lane *squares = job->curvature ? aligned_alloc(64, (sizeof(Lane) * SQUARES + 63) / 64 * 64) : 0;
+    if (g == 0 || (job->curvature && squares == 0)) { fail(&job->failed, FAILED_RESOURCES); free(g); return; }
     int row_floats = job->arch->offset[SLOTS];
     for (int group = first; group < job->groups; group += job->threads) {
         int start = group * LANES, count = job->n - start < LANES ? job->n - start : LANES;
@@ -75,18 +79,21 @@ CLONES static void run_groups(Job *job, int first) {
         if (!job->labels) continue;
         loss(job->arch, g, labels, count, 1.0 / job->n);
         for (int l = 0; l < count; l++) job->losses[start + l] = g->loss[l];
-        if (!job->train) continue;
-        backward(job->arch, &job->weights, g);
+        if (job->curvature) curvature(job->arch, &job->squared, g, squares);
+        else if (job->train) backward(job->arch, &job->weights, g);
+        else continue;
         for (int l = 0; l < count; l++) {
             float *row = job->grads + (size_t)(start + l) * row_floats;
             for (int q = 0; q < row_floats; q++) row[q] = g->grad[q][l];
         }
     }
+    free(squares);
     free(g);
 }
 
-/* The batch's gradient, the images' added in image order, then p <- p - lr (g + weight_decay p). */
-CLONES static int update(Job *job, float lr, float weight_decay) {
+/* The batch's gradient, the images' added in image order, then p <- p - lr (g + weight_decay p), or with per-weight
+   rates (stochastic diagonal Levenberg-Marquardt), p <- p - (lr rate) (g + weight_decay p). */
+CLONES static int update(Job *job, float lr, const float *rates, float weight_decay) {
     const Arch *a = job->arch;
     int row_floats = a->offset[SLOTS];
     float *total = calloc((size_t)row_floats, sizeof(float));
@@ -97,10 +104,10 @@ CLONES static int update(Job *job, float lr, float weight_decay) {
     }
     for (int s = 0; s < SLOTS; s++) {
         float *weight = job->weights.slot[s];
-        const float *grad = total + a->offset[s];
+        const float *grad = total + a->offset[s], *rate = rates ? rates + a->offset[s] : 0;
         for (int q = 0; q < a->size[s]; q++) {
             float g = weight_decay != 0.0f ? grad[q] + weight[q] * weight_decay : grad[q];
-            weight[q] = weight[q] - g * lr;
+            weight[q] = weight[q] - g * (rate ? lr * rate[q] : lr);
         }
     }
     free(total);
@@ -150,12 +157,12 @@ int lenet1_forward(const int32_t *header, const float *squash, const int64_t *si
 }
 
 /* SGD steps on the mean loss of batches of `batch_size` (the last may be smaller): the images x[order[0]],
-   ..., x[order[n - 1]], or x[0], ..., x[n - 1] without an order; the weights are updated in place.
-   losses: n per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
+   ..., x[order[n - 1]], or x[0], ..., x[n - 1] without an order; the weights are updated in place, each by
+   lr times its gradient, or with rates (one per weight, W1 ... BO) by lr rates[q] times it.  losses: n per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
    FAILED_* bits, with the weights as the failing step found them. */
 int lenet1_train(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
-                 const int64_t *labels, const int64_t *order, int n, int batch_size, float lr, float weight_decay,
-                 float *logits, double *losses, int threads) {
+                 const int64_t *labels, const int64_t *order, int n, int batch_size, float lr, const float *rates,
+                 float weight_decay, float *logits, double *losses, int threads) {
     Arch arch;
     int status = describe(header, squash, sizes, &arch);
     if (status || n < 1 || batch_size < 1) return status;
@@ -171,10 +178,42 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
         status = run(&job, threads);
         if (status == 0) {
             unsigned long caller = ieee_default();
-            status = update(&job, lr, weight_decay);
+            status = update(&job, lr, rates, weight_decay);
             restore(caller);
         }
     }
     free(grads);
+    return status;
+}
+
+/* The curvature of stochastic diagonal Levenberg-Marquardt: each weight's d2E/dw^2 (network.h's curvature()),
+   averaged over the n images x[0], ..., x[n - 1] (labels: only the cross-entropy's label check reads them), into
+   curvatures (float64, one per weight, in the order of a gradient row: W1 ... BO).  The images' values are
+   added in image order.  Returns 0 or FAILED_* bits. */
+int lenet1_curvature(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
+                     const int64_t *labels, int n, double *curvatures, int threads) {
+    Arch arch;
+    int status = describe(header, squash, sizes, &arch);
+    if (status || n < 1) return status;
+    int row_floats = arch.offset[SLOTS];
+    float *grads = malloc(sizeof(float) * (size_t)n * row_floats), *logits = malloc(sizeof(float) * (size_t)n * 10);
+    float *squared = malloc(sizeof(float) * (size_t)row_floats);
+    double *losses = malloc(sizeof(double) * (size_t)n);
+    Job job = {.arch = &arch, .x = x, .labels = labels, .n = n, .curvature = 1, .logits = logits, .grads = grads,
+               .losses = losses};
+    if (grads && logits && squared && losses) {
+        for (int s = 0; s < SLOTS; s++) {
+            job.weights.slot[s] = weights[s];
+            job.squared.slot[s] = squared + arch.offset[s];
+            for (int q = 0; q < arch.size[s]; q++) job.squared.slot[s][q] = weights[s][q] * weights[s][q];
+        }
+        status = run(&job, threads);
+        for (int q = 0; q < row_floats; q++) curvatures[q] = 0.0;
+        for (int b = 0; b < n && status == 0; b++)
+            for (int q = 0; q < row_floats; q++) curvatures[q] = curvatures[q] + (double)grads[(size_t)b * row_floats + q];
+        for (int q = 0; q < row_floats; q++) curvatures[q] = curvatures[q] / n;
+    } else
+        status = FAILED_RESOURCES;
+    free(grads), free(logits), free(squared), free(losses);
     return status;
 }

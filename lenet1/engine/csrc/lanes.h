@@ -1,6 +1,8 @@
 /* Vectors of LANES values, one per image, and the float64 exp, log and tanh built from IEEE-754
    +, -, *, / alone (no libm: its results differ between C libraries and CPUs). */
-#define LANES 8
+#ifndef LANES
+#define LANES 8  /* images per group */
+#endif
 #define INLINE static inline __attribute__((always_inline))
 
 /* LANES floats, one per image: every operation on it is LANES independent IEEE operations. */

@@ -76,12 +76,19 @@ INLINE void subsampling_forward(const Arch *a, int trainable, int unit, const La
         out[u] = trainable ? squash(a, unit, avg[u] * coefficient + bias) : avg[u];
 }
 
+/* The slope of squash as the backward pass multiplies by it: squash'(a), or squash'(a)^2 in the curvature pass
+   (`second`, network.h explains it), from the unit's state s = squash(a). */
+INLINE Lane backward_slope(const Arch *a, int unit, int second, Lane s) {
+    Lane slope = squash_slope(a, unit, s);
+    return second ? slope * slope : slope;
+}
+
 /* Trainable subsampling, backward: from d(out) (in place) to d(avg), with the coefficient's and bias's gradients. */
-INLINE void subsampling_backward(const Arch *a, int unit, Lane *d, const Lane *out, const Lane *avg, int units,
-                                 float coefficient, Lane *d_coefficient, Lane *d_bias) {
+INLINE void subsampling_backward(const Arch *a, int unit, int second, Lane *d, const Lane *out, const Lane *avg,
+                                 int units, float coefficient, Lane *d_coefficient, Lane *d_bias) {
     Lane dc = {0}, db = {0};
     for (int u = 0; u < units; u++) {
-        Lane pre = d[u] * squash_slope(a, unit, out[u]);
+        Lane pre = d[u] * backward_slope(a, unit, second, out[u]);
         dc = dc + pre * avg[u];
         db = db + pre;
         d[u] = pre * coefficient;
@@ -90,11 +97,13 @@ INLINE void subsampling_backward(const Arch *a, int unit, Lane *d, const Lane *o
     *d_bias = db;
 }
 
-/* d(loss)/d(pre-activation) of a squashed unit h read by a 2x2 average: upstream * 0.25 * squash'(h). */
-INLINE void unpool_squash(const Arch *a, int unit, const Lane *up, const Lane *h, int size, Lane *d) {
+/* d(loss)/d(pre-activation) of a squashed unit h read by a 2x2 average: upstream * 0.25 * squash'(h);
+   second: upstream * 0.25^2 * squash'(h)^2. */
+INLINE void unpool_squash(const Arch *a, int unit, int second, const Lane *up, const Lane *h, int size, Lane *d) {
+    const float share = second ? 0.0625f : 0.25f;
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++)
-            d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * 0.25f) * squash_slope(a, unit, h[y * size + x]);
+            d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * share) * backward_slope(a, unit, second, h[y * size + x]);
 }
 
 /* A kernel's gradient: dw[c][i][j] = sum over y, x of d[y][x] in[input c][y+i][x+j]; db = sum of d. */
