@@ -148,3 +148,14 @@ def test_the_probe_catches_a_wrong_gradient(monkeypatch):
 def test_every_variant_is_an_architecture_the_torch_module_and_the_engine_share():
     for variant in ARCHITECTURES:
         assert LeNet1(variant).architecture is ARCHITECTURES[variant]
+
+
+def test_the_probe_accepts_a_saturated_network():
+    """A run whose units all saturated (SDLM at a too large step did this) is still the definition: its
+    gradients fall below the float32 rounding of its weights, which the probe must allow for."""
+    model = build_model("paper", 1, "lecun98")
+    with torch.no_grad():  # every output squashed to -1.7159, where its slope is 0 to float32 precision
+        model.out.bias.fill_(-12.0)
+    generator = torch.Generator().manual_seed(3)
+    inputs, labels = torch.rand(16, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(0, 10, (16,), generator=generator)
+    ExactEngine(model, "mse", inputs, labels)  # raises EngineMismatch if refused
