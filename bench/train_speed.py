@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-time-to-accuracy", dest="time_to_accuracy", action="store_false",
                         help="skip the time to accuracy (minutes of training; needs `dvc repro split`)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--wide-only", action="store_true",
+                        help="the exact engine's 8-lane build at every batch size (default: 2 lanes below batch 4)")
     args = parser.parse_args(argv)
     args.threads = time_to_accuracy.threads_or_default(parser, args.threads)
     if min(args.images, args.repeats) < 1:
@@ -191,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     from lenet1.pipeline.determinism import configure_torch  # as the stages do: threads, and freed buffers kept
 
     configure_torch(args.threads)
+    if args.wide_only:
+        from lenet1.engine import exact
+
+        exact.NARROW_BELOW = 1
     results = run(args)
     print(format_table(results))
     if args.json:
