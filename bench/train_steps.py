@@ -22,6 +22,7 @@ parser.add_argument("--top", type=int, default=8, help="how many operations --pr
 parser.add_argument("--variant", default="full", choices=("full", "paper"))
 parser.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse"))
 parser.add_argument("--engine", default="exact", choices=("exact", "stock"))
+parser.add_argument("--wide-only", action="store_true", help="the exact engine's 8-lane build at every batch size")
 parser.add_argument("batch_size", type=int)
 parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
@@ -36,6 +37,10 @@ from lenet1.engine import make_engine  # noqa: E402
 from lenet1.model import build_model  # noqa: E402
 
 configure_torch(args.threads)  # as the train stage does (--repo's own version)
+if args.wide_only:
+    from lenet1.engine import exact  # noqa: E402
+
+    exact.NARROW_BELOW = 1
 generator = torch.Generator().manual_seed(0)
 batch = args.batch_size
 inputs = torch.randn(64 * batch, 1, 28, 28, generator=generator)
