@@ -191,16 +191,17 @@ def test_labels_must_match_the_images():
         chosen.train_step(inputs, labels[:7], 0.1, 0.0)
 
 
+@pytest.mark.parametrize("size", [24, 1])  # 24: 3 batches, the last of 13; 1: the 2-lane build
 @pytest.mark.parametrize("variant, loss", CASES)
-def test_an_epoch_in_one_call_equals_its_steps_one_by_one(variant, loss):
+def test_an_epoch_in_one_call_equals_its_steps_one_by_one(variant, loss, size):
     inputs, labels = batch(70, seed=6)
-    order = torch.randperm(70, generator=torch.Generator().manual_seed(1))[:61]  # 3 batches of 24, the last 13
+    order = torch.randperm(70, generator=torch.Generator().manual_seed(1))[:61]
     whole, stepped = build_model(variant, 8), build_model(variant, 8)
-    loss_seen, accuracy = engine(whole, loss).train_epoch(inputs, labels, order, 24, 0.3, 0.001)
+    loss_seen, accuracy = engine(whole, loss).train_epoch(inputs, labels, order, size, 0.3, 0.001)
     stepper = engine(stepped, loss)
     total, correct = torch.zeros((), dtype=torch.float64), 0
-    for start in range(0, 61, 24):
-        chosen = order[start : start + 24]
+    for start in range(0, 61, size):
+        chosen = order[start : start + size]
         step_loss, outputs = stepper.train_step(inputs[chosen], labels[chosen], 0.3, 0.001)
         total += step_loss * len(chosen)  # as lenet1.train.train_epoch sums
         correct += int((outputs.argmax(1) == labels[chosen]).sum())

@@ -57,12 +57,17 @@ class ExactEngine:
         each batch's mean loss rounded to float32 as ``train_step`` gives it."""
         losses, logits = exact.train(self._layout(), inputs, labels, order, batch_size, lr, weight_decay,
                                      self._flat(rates))
-        values, total = losses.tolist(), torch.zeros((), dtype=torch.float64)
-        for start in range(0, len(values), batch_size):
-            batch = values[start : start + batch_size]
-            total += batch_mean(batch) * len(batch)
+        values, starts = losses.tolist(), range(0, len(order), batch_size)
+        sizes = [min(batch_size, len(values) - start) for start in starts]
+        means = torch.tensor([math.fsum(values[start : start + size]) / size for start, size in zip(starts, sizes)],
+                             dtype=torch.float64)
+        # batch_mean's float32 rounding, times each size in float32, added in batch order: a torch scalar per
+        # batch cost 0.37 s of each 50,000-step epoch at batch 1
+        total = 0.0
+        for weighted in (means.float() * torch.tensor(sizes, dtype=torch.float32)).double().tolist():
+            total += weighted
         correct = (logits.argmax(1) == labels.index_select(0, order)).sum()
-        return total.item() / len(order), correct.item() / len(order)
+        return total / len(order), correct.item() / len(order)
 
     def curvature(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each weight's SDLM curvature h_kk over ``inputs``, as ``lenet1.curvature.diagonal`` defines it."""
