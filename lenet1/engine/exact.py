@@ -105,7 +105,7 @@ def _check(status: int, what: str) -> None:
 def library_for(batch_size: int) -> ctypes.CDLL:
     """The engine for SGD at ``batch_size``: below NARROW_BELOW, the build whose groups hold NARROW_LANES images
     (a step on one image then computes 2 lanes, not 8).  The same source, lane for lane the same operations,
-    so the same bits (tests/test_engine.py checks it)."""
+    so the same bits (tests/test_sdlm.py checks it)."""
     return _library(NARROW_FLAGS if batch_size < NARROW_BELOW else ())
 
 

@@ -137,7 +137,8 @@ int lenet1_forward(const int32_t *header, const float *squash, const int64_t *si
 
 /* SGD steps on the mean loss of batches of `batch_size` (the last may be smaller): the images x[order[0]],
    ..., x[order[n - 1]], or x[0], ..., x[n - 1] without an order; the weights are updated in place, each by
-   lr times its gradient, or with rates (one per weight, W1 ... BO) by lr rates[q] times it.  losses: n per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
+   lr times its gradient, or with rates (one per weight, W1 ... BO) by lr rates[q] times it.  losses: n
+   per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
    FAILED_* bits, with the weights as the failing step found them. */
 int lenet1_train(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
                  const int64_t *labels, const int64_t *order, int n, int batch_size, float lr, const float *rates,
