@@ -36,14 +36,12 @@ typedef struct {
     const int64_t *labels;   /* one per image of x, or 0: no loss */
     const int64_t *order;    /* the batch's images are x[order[0]], x[order[1]], ...; 0: x[0], x[1], ... */
     Weights squared;         /* curvature: every weight squared */
-    int n, groups, threads, train, curvature;  /* train: each image's gradient; curvature: its d2E/dw^2 instead */
+    int n, groups, train, curvature;  /* train: each image's gradient; curvature: its d2E/dw^2 instead */
     int failed;  /* FAILED_*, set with __atomic_or_fetch: several threads may write it */
     float *logits, *grads, *states;  /* grads: n x arch->offset[SLOTS], image-major (gradients or curvatures);
                                         states: n x STATE_FLOATS */
     double *losses;
 } Job;
-
-typedef struct { Job *job; int first; } Worker;
 
 #include "update.h"
 
@@ -54,14 +52,13 @@ static void copy_states(const Group *g, int lane, float *out) {
         for (int q = 0; q < sizes[s]; q++) out[q] = layers[s][q][lane];
 }
 
-/* Groups first, first + threads, ...: the outputs, the losses if labelled, each image's gradient if training
-   (or its curvature). */
-CLONES static void run_groups(Job *job, int first) {
-    Group *g = aligned_alloc(64, (sizeof(Group) + 63) / 64 * 64);
+/* Groups first, first + stride, ...: the outputs, the losses if labelled, each image's gradient if training
+   (or its curvature), computed in the thread's own group g. */
+CLONES static void run_groups(Job *job, int first, int stride, Group *g) {
     Lane *squares = job->curvature ? aligned_alloc(64, (sizeof(Lane) * SQUARES + 63) / 64 * 64) : 0;
-    if (g == 0 || (job->curvature && squares == 0)) { fail(&job->failed, FAILED_RESOURCES); free(g); return; }
+    if (job->curvature && squares == 0) { fail(&job->failed, FAILED_RESOURCES); return; }
     int row_floats = job->arch->offset[SLOTS];
-    for (int group = first; group < job->groups; group += job->threads) {
+    for (int group = first; group < job->groups; group += stride) {
         int start = group * LANES, count = job->n - start < LANES ? job->n - start : LANES;
         const float *images[LANES];
         int labels[LANES] = {0};
@@ -90,35 +87,9 @@ CLONES static void run_groups(Job *job, int first) {
         }
     }
     free(squares);
-    free(g);
 }
 
-static void *work(void *worker) {
-    unsigned long caller = ieee_default();
-    run_groups(((Worker *)worker)->job, ((Worker *)worker)->first);
-    restore(caller);
-    return 0;
-}
-
-/* The groups on up to `threads` threads (this one included); each thread takes whole groups. */
-static int run(Job *job, int threads) {
-    enum { MAX_THREADS = 64 };
-    pthread_t ids[MAX_THREADS];
-    Worker workers[MAX_THREADS];
-    job->groups = (job->n + LANES - 1) / LANES;
-    job->threads = threads < job->groups ? threads : job->groups;
-    job->threads = job->threads < 1 ? 1 : job->threads > MAX_THREADS ? MAX_THREADS : job->threads;
-    int started = 1;
-    for (; started < job->threads; started++) {
-        workers[started] = (Worker){job, started};
-        if (pthread_create(&ids[started], 0, work, &workers[started]) != 0) break;
-    }
-    if (started < job->threads) fail(&job->failed, FAILED_RESOURCES);  /* their groups are missing */
-    workers[0] = (Worker){job, 0};
-    work(&workers[0]);
-    for (int t = 1; t < started; t++) pthread_join(ids[t], 0);
-    return job->failed;
-}
+#include "threads.h"
 
 /* The engine's version: lenet1/engine/exact.py records it in every model file it makes. */
 int lenet1_version(void) { return ENGINE_VERSION; }
@@ -148,20 +119,22 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
     if (status || n < 1 || batch_size < 1) return status;
     int size = batch_size < n ? batch_size : n;
     float *grads = malloc(sizeof(float) * (size_t)size * arch.offset[SLOTS]);
-    if (grads == 0) return FAILED_RESOURCES;
+    Crew crew;
+    if (grads == 0 || crew_start(&crew, threads, size)) { free(grads); return FAILED_RESOURCES; }
     for (int start = 0; start < n && status == 0; start += batch_size) {
         Job job = {.arch = &arch, .x = order ? x : x + (size_t)start * 28 * 28,
                    .labels = order ? labels : labels + start, .order = order ? order + start : 0,
                    .n = n - start < batch_size ? n - start : batch_size, .train = 1,
                    .logits = logits + (size_t)start * 10, .grads = grads, .losses = losses + start};
         for (int s = 0; s < SLOTS; s++) job.weights.slot[s] = weights[s];
-        status = run(&job, threads);
+        status = crew_run(&crew, &job);
         if (status == 0) {
             unsigned long caller = ieee_default();
             status = update(&job, lr, rates, weight_decay);
             restore(caller);
         }
     }
+    crew_stop(&crew);
     free(grads);
     return status;
 }

@@ -10,6 +10,7 @@
 
 #if defined(__APPLE__)
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #else
@@ -23,6 +24,7 @@ void *calloc(size_t count, size_t size);
 void free(void *pointer);
 int pthread_create(pthread_t *thread, const void *attributes, void *(*start)(void *), void *argument);
 int pthread_join(pthread_t thread, void **result);
+int sched_yield(void);
 #define INT64_MIN (-__INT64_MAX__ - 1)
 #endif
 #define memset __builtin_memset
