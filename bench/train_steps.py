@@ -1,7 +1,7 @@
 """Train STEPS steps of LeNet-1 (default: 'full', cross-entropy, the exact engine) on random digits, one
-engine call per step: a whole process to time from outside, or with ``--profile`` the top ATen operations of those steps (torch.profiler, self CPU time).
+engine call per step (``--epochs``: per 64 steps, as the train stage's epochs): a whole process to time from outside, or with ``--profile`` the top ATen operations of those steps (torch.profiler, self CPU time).
 
-    .venv/bin/python bench/train_steps.py [--repo DIR] [--variant paper] [--loss mse] [--engine stock]
+    .venv/bin/python bench/train_steps.py [--repo DIR] [--variant paper] [--loss mse] [--engine stock] [--epochs]
                                           [--profile] [--top 8] BATCH_SIZE STEPS THREADS
 
 Before/after timings of the step and of start-up, paired, e.g. against a worktree of an older commit:
@@ -23,6 +23,8 @@ parser.add_argument("--variant", default="full", choices=("full", "paper"))
 parser.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse"))
 parser.add_argument("--engine", default="exact", choices=("exact", "stock"))
 parser.add_argument("--wide-only", action="store_true", help="the exact engine's 8-lane build at every batch size")
+parser.add_argument("--epochs", action="store_true",
+                    help="the steps as train_epoch calls of 64 batches each (as the train stage calls), not a call per step")
 parser.add_argument("batch_size", type=int)
 parser.add_argument("steps", type=int)
 parser.add_argument("threads", type=int)
@@ -49,6 +51,11 @@ engine = make_engine(args.engine, build_model(args.variant, 1), args.loss, input
 
 
 def train(steps: int) -> None:
+    if args.epochs:
+        for start in range(0, steps, 64):
+            order = torch.arange(min(64, steps - start) * batch)
+            engine.train_epoch(inputs, labels, order, batch, 0.1, 0.0)
+        return
     for step in range(steps):
         chosen = slice(step % 64 * batch, (step % 64 + 1) * batch)
         engine.train_step(inputs[chosen], labels[chosen], 0.1, 0.0)

@@ -16,7 +16,7 @@ from lenet1.errors import InputError
 from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
 
-MAGIC, VERSION = 0x4C4E3101, 3  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
+MAGIC, VERSION = 0x4C4E3101, 4  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
 NARROW_LANES, NARROW_BELOW = 2, 4  # bench/README.md: at batch 1, 2 lanes train fastest
 NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
 FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT = 1, 2, 4  # the C functions' error bits

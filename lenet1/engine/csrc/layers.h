@@ -124,20 +124,22 @@ INLINE void convolution_weight_backward(const Lane *d, int size, const Lane *in,
     *db = acc;
 }
 
-/* H3's input gradient: each H3 unit's delta spread back through its kernels, in the order o, y, x, c, i, j. */
+/* H3's input gradient: each H3 unit's delta spread back through its kernels.  Each H2 unit's sum runs over the
+   H3 units in the order o, y, x; an H3 row is spread onto an H2 row at a time, the row held in registers. */
 INLINE void h3_input_backward(const Arch *a, int dense, const float *w3, const Lane *d3, Lane *dh2) {
     memset(dh2, 0, sizeof(Lane) * 4 * 144);
     for (int o = 0; o < 12; o++)
-        for (int y = 0; y < 8; y++)
-            for (int x = 0; x < 8; x++) {
-                Lane d = d3[o * 64 + y * 8 + x];
-                for (int k = dense ? o * 4 : a->first[o]; k < (dense ? o * 4 + 4 : a->first[o + 1]); k++)
-                    for (int i = 0; i < 5; i++)
-                        for (int j = 0; j < 5; j++) {
-                            Lane *dst = dh2 + ((dense ? k - o * 4 : a->input[k]) * 12 + y + i) * 12 + x + j;
-                            *dst = *dst + w3[(k * 5 + i) * 5 + j] * d;
-                        }
-            }
+        for (int k = dense ? o * 4 : a->first[o]; k < (dense ? o * 4 + 4 : a->first[o + 1]); k++)
+            for (int y = 0; y < 8; y++)
+                for (int i = 0; i < 5; i++) {
+                    Lane *to = dh2 + ((dense ? k - o * 4 : a->input[k]) * 12 + y + i) * 12, row[12];
+                    const Lane *d = d3 + o * 64 + y * 8;
+                    const float *w = w3 + (k * 5 + i) * 5;
+                    for (int x = 0; x < 12; x++) row[x] = to[x];
+                    for (int x = 0; x < 8; x++)
+                        for (int j = 0; j < 5; j++) row[x + j] = row[x + j] + w[j] * d[x];
+                    for (int x = 0; x < 12; x++) to[x] = row[x];
+                }
 }
 
 /* z[k] = sum over f of wo[k][f] h4[f], then + bo[k]. */

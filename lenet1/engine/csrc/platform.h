@@ -25,7 +25,7 @@ void free(void *pointer);
 int pthread_create(pthread_t *thread, const void *attributes, void *(*start)(void *), void *argument);
 int pthread_join(pthread_t thread, void **result);
 int sched_yield(void);
-#define INT64_MIN (-__INT64_MAX__ - 1)
+#define INT32_MIN (-__INT32_MAX__ - 1)
 #endif
 #define memset __builtin_memset
 
