@@ -7,8 +7,23 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define WIDTH 16   /* floats per vector: one AVX-512 register, two AVX2 or four SSE/NEON ones */
-#define CHAINS 24  /* independent multiply-then-add chains: enough to hide the latency of both units */
+/* One register of floats per chain, and as many independent multiply-then-add chains as the registers
+   hold (two stay for the constants): spilled chains would measure memory instead of the units.  Latency
+   3-4 cycles x 2 multiplies and 2 adds per cycle needs 8-12 chains, which 16 registers hold. */
+#if defined(__AVX512F__)
+#define WIDTH 16
+#define REGISTERS 32
+#elif defined(__AVX__)
+#define WIDTH 8
+#define REGISTERS 16
+#elif defined(__aarch64__)
+#define WIDTH 4
+#define REGISTERS 32
+#else
+#define WIDTH 4
+#define REGISTERS 16
+#endif
+#define CHAINS (REGISTERS - 2)
 typedef float Vec __attribute__((vector_size(4 * WIDTH)));
 
 static double now(void) {
@@ -26,7 +41,7 @@ static void *spin(void *arg) {
     m += 0.999999f, a += 1e-7f;
     for (int c = 0; c < CHAINS; c++) x[c] = m * (float)(c + 1);
     for (long r = 0; r < w->rounds; r++)
-#pragma GCC unroll 24  /* the chains in registers, not memory */
+#pragma GCC unroll 32  /* every chain: the chains live in registers */
         for (int c = 0; c < CHAINS; c++) x[c] = x[c] * m + a;
     float s = 0;
     for (int c = 0; c < CHAINS; c++)
