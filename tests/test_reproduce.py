@@ -91,7 +91,7 @@ TRAIN = ("python -c \"import json, os, yaml; scale = yaml.safe_load(open('params
          "json.dump({'accuracy': 0.98 + noise, 'epochs': 3}, open('metrics/train.json', 'w'))\"")
 
 
-PLOT = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
+EVALUATE = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
         "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
 
 
@@ -117,7 +117,7 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
         "prepare": {"cmd": PREPARE, "params": ["prepare"], "outs": ["data/numbers.txt"]},
         "train": {"cmd": TRAIN, "deps": ["data/numbers.txt"], "params": ["train"],
                   "outs": ["models/lenet1.pt"], "metrics": [{"metrics/train.json": {"cache": False}}]},
-        "plot": {"cmd": PLOT, "deps": ["models/lenet1.pt"], "outs": [{"plots/curve.csv": {"cache": False}}]},
+        "evaluate": {"cmd": EVALUATE, "deps": ["models/lenet1.pt"], "outs": [{"plots/curve.csv": {"cache": False}}]},
     }}))
     sh("git", "init", "-q")
     sh(str(BIN / "dvc"), "init", "-q")
@@ -142,7 +142,7 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
     # A doctored metric, then a doctored plot, committed with their hashes in dvc.lock: the model reproduces, so
     # the stages that made them had the same inputs and must give the same outputs, in both modes.
     for doctored, stage, text in (("metrics/train.json", "train", '{"accuracy": 0.99, "epochs": 3}'),
-                                  ("plots/curve.csv", "plot", "x\n10.5\n")):
+                                  ("plots/curve.csv", "evaluate", "x\n10.5\n")):
         (tmp_path / doctored).write_text(text)
         sh(str(BIN / "dvc"), "commit", "-f", stage)
         sh("git", "commit", "-qam", f"doctored {doctored}")

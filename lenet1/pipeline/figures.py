@@ -1,7 +1,8 @@
-"""All the project's matplotlib: learning curves, feature maps, misclassified digits, saved as byte-stable PNGs."""
+"""All the project's matplotlib: feature maps and misclassified digits, saved as byte-stable PNGs.
+
+The learning curves are DVC's own plot templates (dvc.yaml's `plots:`), not drawn here."""
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,6 @@ matplotlib.use("Agg")  # no display in CI or in `dvc repro`
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lenet1.pipeline.outputs import write_atomic  # noqa: E402
-from lenet1.errors import InputError, MissingInput  # noqa: E402
 
 
 def save_figure(figure: Any, path: Path) -> None:
@@ -36,40 +36,6 @@ def tile(images: Any, per_row: int, pad_value: float, padding: int = 1) -> Any:
     grid = padded.reshape(rows, per_row, height + padding, width + padding).transpose(0, 2, 1, 3)
     return np.pad(grid.reshape(rows * (height + padding), per_row * (width + padding)), ((0, padding), (0, padding)),
                   constant_values=pad_value)
-
-
-def plot_curves(history: list[dict[str, Any]], metric: str, title: str, path: Path) -> None:
-    """Train vs validation ``metric`` ("loss" or "accuracy") per epoch."""
-    epochs = [row["epoch"] for row in history]
-    figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(epochs, [row[f"train_{metric}"] for row in history], marker="o", label="train")
-    axis.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel(metric)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    save_figure(figure, path)
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """The per-epoch rows written by the train stage."""
-    rerun = "rerun training with `dvc repro -f -s train`"
-    try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        history = [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()} for row in rows]
-    except FileNotFoundError:
-        raise MissingInput(f"{path}: not found; run `dvc repro train` first") from None
-    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:  # a merge conflict, a cut or foreign file
-        raise InputError(f"{path}: not a training history ({err}); {rerun}") from None
-    if not history:
-        raise InputError(f"{path}: no epochs recorded; {rerun}")
-    missing = sorted({"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"} - set(history[0]))
-    if missing:
-        raise InputError(f"{path}: no column {', '.join(missing)}; {rerun}")
-    return history
 
 
 def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Path) -> None:
@@ -96,7 +62,7 @@ def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Pa
         for axis in axis_row[:-1]:
             axis.axis("off")
     figure.suptitle("What LeNet-1 computes: unit states per layer for test digits", fontsize=10)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.15, hspace=0.45)
     save_figure(figure, path)
 
 
@@ -115,6 +81,6 @@ def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, p
         x, y = (slot % columns) * (side + gap) + gap + side / 2, (slot // columns) * (side + gap) + gap - 2
         axis.text(x, y, f"{int(labels[index])} \u2192 {int(predictions[index])}", fontsize=9, ha="center", va="bottom")
     axis.set_title(f"Misclassified test digits (true \u2192 predicted), first {len(wrong)}", fontsize=10)
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / figure.get_figheight(), bottom=0.01)
     save_figure(figure, path)
     return len(wrong)

@@ -8,8 +8,8 @@ The tree must be clean (the run rewrites dvc.lock and the outputs, and leaves
 them for inspection: `git checkout dvc.lock metrics plots && dvc checkout`
 restores HEAD's).  Every stage reruns; the new dvc.lock is then compared with
 HEAD's entry by entry, and each changed stage entry (output, dependency,
-param, command) is named.  With --tolerance, outputs of train, evaluate and
-plot may differ if they follow from a differing model (a stage whose inputs reproduced
+param, command) is named.  With --tolerance, outputs of train and evaluate
+may differ if they follow from a differing model (a stage whose inputs reproduced
 must reproduce its outputs) and every metric `dvc metrics diff --json HEAD` reports is
 close: accuracies and error rates within A (absolute, default 0.002), losses
 within L (relative, default 0.05), error counts within A x the test samples,
@@ -32,8 +32,8 @@ from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import platform_note
 from lenet1.pipeline.outputs import write_atomic
 
-TOLERANT_STAGES = ("train", "evaluate", "plot")
-MODEL_OUTPUTS = ("models/lenet1.pt", "plots/train_history.csv")  # what evaluate and plot read from train
+TOLERANT_STAGES = ("train", "evaluate")
+MODEL_OUTPUTS = ("models/lenet1.pt", "plots/train_history.csv")  # what follows from the model
 
 
 class SetupError(Exception):
@@ -60,7 +60,7 @@ def tolerable(key: tuple[str, str, str], changed: list[tuple[str, str, str]]) ->
     """Whether ``--tolerance`` may excuse this differing entry: only what follows from other arithmetic.
 
     Train's model is where arithmetic shows (its data, code and params must match); train's other outputs
-    may differ only with the model, and evaluate's and plot's outputs only where one of their inputs
+    may differ only with the model, and evaluate's outputs only where one of its inputs
     (train's outputs) differs.  So a stage whose inputs reproduced exactly must reproduce its outputs
     too: a doctored metric or plot is never excused.
     """
