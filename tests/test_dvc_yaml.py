@@ -61,3 +61,12 @@ def test_the_import_walk_finds_indirect_imports():
     assert ROOT / "lenet1" / "pipeline" / "params.py" in found
     assert ROOT / "lenet1" / "pipeline" / "__init__.py" in found  # a package's __init__ runs too
     assert ROOT / "lenet1" / "engine" / "csrc" in found
+
+
+def test_dvc_parses_our_yaml_with_libyaml_and_gets_the_same_values():
+    import ruamel.yaml
+
+    assert ruamel.yaml.__with_libyaml__, "pip install -r requirements.txt: it pins ruamel.yaml.clib"
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml"):  # as DVC reads them: typ="safe"
+        text = (ROOT / name).read_text()
+        assert ruamel.yaml.YAML(typ="safe").load(text) == ruamel.yaml.YAML(typ="safe", pure=True).load(text), name
