@@ -1,10 +1,9 @@
 """Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified and feature-map PNGs."""
-import sys
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import configure_environment, thread_count
 from lenet1.pipeline.params import load_section
-from stages.runner import run
+from stages.runner import finish, run
 
 
 FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
@@ -42,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, "evaluate"))
+    finish(run(main, "evaluate"))

@@ -1,9 +1,8 @@
 """Stage split: data/raw -> data/prepared/{train,val,test}.pt and stats.json."""
-import sys
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.params import load_section
-from stages.runner import run
+from stages.runner import finish, run
 
 
 def main() -> None:
@@ -20,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, "split"))
+    finish(run(main, "split"))

@@ -1,11 +1,10 @@
 """Stage train: data/prepared -> models/lenet1.pt, metrics/train.json, plots/train_history.csv, metrics/platform.json."""
-import sys
 from dataclasses import asdict
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import configure_environment, platform_note, platform_record, thread_count
 from lenet1.pipeline.params import load_section
-from stages.runner import run
+from stages.runner import finish, run
 
 
 def main() -> None:
@@ -50,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run(main, "train"))
+    finish(run(main, "train"))

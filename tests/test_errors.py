@@ -20,6 +20,14 @@ def test_a_bug_keeps_its_traceback():
         run(buggy, "train")
 
 
+def test_a_stage_finishes_with_its_status_and_all_it_printed():
+    script = "from stages.runner import finish; print('out', end=''); print('err', end='', file=__import__('sys').stderr); finish(3)"
+    buffered = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # as a user runs DVC
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=buffered, capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out", "err")  # through pipes: buffered, then flushed
+
+
 def test_a_failed_local_write_names_the_file_and_stops(tmp_path, capsys):
     target = tmp_path / "metrics"
     target.mkdir()
