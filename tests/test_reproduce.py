@@ -92,7 +92,7 @@ TRAIN = ("python -c \"import json, os, yaml; scale = yaml.safe_load(open('params
 
 
 EVALUATE = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
-        "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
+            "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
 
 
 def test_reproduce_on_a_tiny_pipeline(tmp_path):
