@@ -59,12 +59,39 @@ def png_text_chunks(data: bytes) -> list[bytes]:
 
 
 def test_pngs_carry_no_version_text(tmp_path):
-    import matplotlib
-
     images = torch.zeros(2, 28, 28, dtype=torch.uint8)
     plot_misclassified(images, torch.tensor([1, 2]), torch.tensor([0, 0]), 8, tmp_path / "a.png")
-    chunks = png_text_chunks((tmp_path / "a.png").read_bytes())
-    assert not any(b"Software" in chunk or matplotlib.__version__.encode() in chunk for chunk in chunks), chunks
+    assert png_text_chunks((tmp_path / "a.png").read_bytes()) == []
+
+
+def test_misclassified_grid_shows_each_wrong_digit_in_grey_levels(tmp_path):
+    from PIL import Image
+
+    from lenet1.pipeline.figures import GAP, LINE
+
+    images = (torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    plot_misclassified(images, torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0]), 8, tmp_path / "m.png")
+    figure = Image.open(tmp_path / "m.png").convert("L")
+    scale, gap, top = 2, LINE // 2, 3 * LINE  # figures.plot_misclassified's layout: the title, a line, the mosaic
+    for slot, index in enumerate([1, 3]):  # the wrong ones, in order, 0 (white) to 255 (black)
+        for row, column in [(0, 0), (5, 17), (27, 27)]:
+            x = GAP + scale * (slot * (28 + gap) + gap + column)
+            y = top + scale * (gap + row)
+            assert figure.getpixel((x, y)) == 255 - int(images[index, row, column]), (slot, row, column)
+
+
+def test_grey_levels_and_output_bars():
+    import numpy as np
+
+    from lenet1.pipeline.figures import BLUE, PANEL, RED, bars, grey
+
+    assert np.asarray(grey(np.array([[-1.0, 0.0, 1.0, 3.0]]), -1.0, 1.0, 1)).tolist() == [[255, 128, 0, 0]]
+    assert grey(np.zeros((2, 3)), -1.0, 1.0, 4).size == (12, 8)
+    image = bars([0.5, -1.0, 2.0, 0, 0, 0, 0, 0, 0, 0.1])
+    row = PANEL // 10
+    colours = [{image.getpixel((x, digit * row + row // 2)) for x in range(image.width)} for digit in range(10)]
+    assert RED in colours[2] and BLUE not in colours[2]  # the largest output, the prediction
+    assert BLUE in colours[0] and BLUE in colours[1] and RED not in colours[1]
 
 
 def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):

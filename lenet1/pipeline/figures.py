@@ -1,33 +1,37 @@
-"""All the project's matplotlib: feature maps and misclassified digits, saved as byte-stable PNGs.
+"""Evaluate's two figures, feature maps and misclassified digits, drawn with Pillow as byte-stable PNGs.
 
-The learning curves are DVC's own plot templates (dvc.yaml's `plots:`), not drawn here."""
+Pillow rather than matplotlib: both figures are grids of grey squares with a few labels, and importing and
+laying out matplotlib cost 1.1-1.3 s of a one-epoch experiment (bench/README.md).  The learning curves are
+DVC's own plot templates (dvc.yaml's `plots:`), not drawn here."""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")  # no display in CI or in `dvc repro`
-import matplotlib.pyplot as plt  # noqa: E402
+from lenet1.pipeline.outputs import write_atomic
 
-from lenet1.pipeline.outputs import write_atomic  # noqa: E402
+# Pillow's own font (FreeType, both bundled in the pinned wheel), so the text has the same pixels everywhere.
+FONT, SMALL_FONT = ImageFont.load_default(size=12), ImageFont.load_default(size=9)
+LINE = 16  # pixels of a line of text
+PANEL = 84  # pixels high of each drawing in plot_feature_maps: an input digit at 3x
+GAP = 16  # pixels between drawings
+BLUE, RED = (31, 119, 180), (214, 39, 40)  # matplotlib's C0 and C3: the outputs, the largest in red
 
 
-def save_figure(figure: Any, path: Path) -> None:
-    """Save ``figure`` as PNG, atomically, without the metadata that varies between runs."""
+def save_png(image: Image.Image, path: Path) -> None:
+    """Write ``image`` as a PNG, atomically; Pillow puts no date, version or software name in it."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    plt.close(figure)
+    image.save(buffer, format="PNG")
     write_atomic(path, buffer.getvalue())
 
 
 def tile(images: Any, per_row: int, pad_value: float, padding: int = 1) -> Any:
     """(N, h, w) images as one (rows, columns) mosaic with ``padding`` between and around, as torchvision's
     ``make_grid`` lays them out; a few numpy lines because importing torchvision costs each stage about 2 s."""
-    import numpy as np
-
     count, height, width = images.shape
     per_row = min(per_row, count)
     rows = -(-count // per_row)
@@ -38,50 +42,74 @@ def tile(images: Any, per_row: int, pad_value: float, padding: int = 1) -> Any:
                   constant_values=pad_value)
 
 
+def grey(values: Any, white: float, black: float, scale: int) -> Image.Image:
+    """(h, w) ``values`` as grey levels from ``white`` to ``black``, each value a ``scale`` x ``scale`` square."""
+    levels = np.clip((np.asarray(values, dtype=np.float32) - white) / (black - white), 0.0, 1.0)
+    image = Image.fromarray(np.rint(255.0 - 255.0 * levels).astype(np.uint8))
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def bars(outputs: list[float]) -> Image.Image:
+    """The ten outputs as horizontal bars from a zero line, labelled 0-9, the largest (the prediction) in red."""
+    row, half = PANEL // 10, 48
+    image = Image.new("RGB", (2 * half + 14, PANEL), "white")
+    draw, zero, largest = ImageDraw.Draw(image), 14 + half, max(abs(value) for value in outputs) or 1.0
+    for digit, value in enumerate(outputs):
+        end = zero + round(value / largest * half)
+        draw.text((2, digit * row - 1), str(digit), fill="black", font=SMALL_FONT)
+        draw.rectangle((min(zero, end), digit * row + 1, max(zero, end), digit * row + row - 2),
+                       fill=RED if value == max(outputs) else BLUE)
+    draw.line((zero, 0, zero, PANEL - 1), fill="black")
+    return image
+
+
+def compose(title: str, rows: list[list[tuple[str, Image.Image]]]) -> Image.Image:
+    """A figure: ``title`` above rows of labelled drawings, each column as wide as its widest drawing or label."""
+    columns = [max(max(image.width, int(FONT.getlength(label))) for label, image in column) for column in zip(*rows)]
+    row_height = LINE + max(image.height for row in rows for _, image in row) + GAP
+    width = max(sum(columns) + GAP * (len(columns) + 1), int(FONT.getlength(title)) + 2 * GAP)
+    figure = Image.new("RGB", (width, 2 * LINE + row_height * len(rows)), "white")
+    draw = ImageDraw.Draw(figure)
+    draw.text((GAP, 4), title, fill="black", font=FONT)
+    for r, row in enumerate(rows):
+        x, y = GAP, 2 * LINE + r * row_height
+        for width, (label, image) in zip(columns, row):
+            draw.text((x, y), label, fill="black", font=FONT)
+            figure.paste(image, (x, y + LINE))
+            x += width + GAP
+    return figure
+
+
 def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Path) -> None:
     """For a few digits: the input, each layer's maps as grey levels, and the ten outputs, as in the paper's figure.
 
     ``states`` is ``LeNet1.states`` of the digits: tensors (N, maps, h, w) for H1-H4, (N, 10) outputs.
     Grey levels span tanh's range, -1 (white) to +1 (black), the same for every map.
     """
-    layers = [("H1", 4), ("H2", 4), ("H3", 6), ("H4", 6)]  # maps per row of each panel
-    figure, axes = plt.subplots(len(images), 2 + len(layers), figsize=(13, 1.9 * len(images)), squeeze=False,
-                                gridspec_kw={"width_ratios": [1, 2.4, 1.4, 2.4, 1.4, 1.6]})
-    for row, axis_row in enumerate(axes):
-        axis_row[0].imshow(images[row].numpy(), cmap="gray_r", vmin=0, vmax=255)
-        axis_row[0].set_title(f"input ({int(labels[row])})", fontsize=9)
-        for axis, (name, per_row) in zip(axis_row[1:], layers):
+    layers = [("H1", 4), ("H2", 4), ("H3", 6), ("H4", 6)]  # maps per row of each drawing
+    rows = []
+    for row in range(len(images)):
+        drawings = [(f"input ({int(labels[row])})", grey(images[row].numpy(), 0.0, 255.0, PANEL // images.shape[-1]))]
+        for name, per_row in layers:
             maps = states[name][row].detach().numpy()  # (maps, h, w)
-            axis.imshow(tile(maps, per_row, -1.0), cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
-            axis.set_title(f"{name}: {len(maps)} maps {tuple(maps.shape[1:])}", fontsize=9)
-        outputs = states["output"][row].detach()
-        axis_row[-1].barh(range(10), outputs.numpy(), color=["C3" if d == int(outputs.argmax()) else "C0" for d in range(10)])
-        axis_row[-1].set_yticks(range(10))
-        axis_row[-1].invert_yaxis()
-        axis_row[-1].set_title("outputs", fontsize=9)
-        for axis in axis_row[:-1]:
-            axis.axis("off")
-    figure.suptitle("What LeNet-1 computes: unit states per layer for test digits", fontsize=10)
-    # Fixed margins: tight_layout measures every text first, a third of the figure's time in each experiment.
-    figure.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.15, hspace=0.45)
-    save_figure(figure, path)
+            mosaic = tile(maps, per_row, -1.0)
+            drawings.append((f"{name}: {len(maps)} maps {tuple(maps.shape[1:])}",
+                             grey(mosaic, -1.0, 1.0, PANEL // mosaic.shape[0])))
+        drawings.append(("outputs", bars(states["output"][row].detach().tolist())))
+        rows.append(drawings)
+    save_png(compose("What LeNet-1 computes: unit states per layer for test digits", rows), path)
 
 
 def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, path: Path) -> int:
-    """A PNG grid of the first ``limit`` misclassified digits titled 'true -> predicted'; returns how many."""
+    """A PNG grid of the first ``limit`` misclassified digits labelled 'true -> predicted'; returns how many."""
     wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
-    columns, gap, side = 8, 12, images.shape[-1]  # gap: room above each digit for its label
-    rows = max(1, -(-len(wrong) // columns))
-    # One mosaic and one text per digit: 64 axes would cost seconds to lay out and draw.
-    mosaic = tile(images[wrong].numpy(), columns, 0.0, gap) if wrong else None
-    figure, axis = plt.subplots(figsize=(columns * 1.1, rows * 1.1 + 0.5))
-    axis.axis("off")
-    if mosaic is not None:
-        axis.imshow(mosaic, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    columns, scale, side = 8, 2, images.shape[-1]
+    gap = LINE // scale  # room above each digit for its label
+    drawings = [grey(tile(images[wrong].numpy(), columns, 0.0, gap), 0.0, 255.0, scale)] if wrong else []
+    figure = compose(f"Misclassified test digits (true -> predicted), first {len(wrong)}", [[("", d)] for d in drawings])
+    draw = ImageDraw.Draw(figure)
     for slot, index in enumerate(wrong):
-        x, y = (slot % columns) * (side + gap) + gap + side / 2, (slot // columns) * (side + gap) + gap - 2
-        axis.text(x, y, f"{int(labels[index])} \u2192 {int(predictions[index])}", fontsize=9, ha="center", va="bottom")
-    axis.set_title(f"Misclassified test digits (true \u2192 predicted), first {len(wrong)}", fontsize=10)
-    figure.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / figure.get_figheight(), bottom=0.01)  # as above
-    save_figure(figure, path)
+        x, y = GAP + scale * ((slot % columns) * (side + gap) + gap), 2 * LINE + LINE + scale * (slot // columns) * (side + gap)
+        draw.text((x, y), f"{int(labels[index])} -> {int(predictions[index])}", fill="black", font=FONT)
+    save_png(figure, path)
     return len(wrong)
