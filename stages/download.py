@@ -15,6 +15,7 @@ from pathlib import Path
 from lenet1.data import download
 from lenet1.pipeline import paths
 from lenet1.pipeline.params import load_section
+from lenet1.pipeline.sections import DownloadParams
 from stages.runner import run
 
 DEFAULT_OUT = paths.RAW_DIR
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fetch(args: argparse.Namespace) -> None:
-    params = load_section(paths.PARAMS, "download", download.DownloadParams)
+    params = load_section(paths.PARAMS, "download", DownloadParams)
     if args.from_dir is not None:
         download.import_mnist(args.from_dir, args.out)
     else:

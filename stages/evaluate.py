@@ -18,7 +18,7 @@ def main() -> None:
     from lenet1.engine import make_engine
     from lenet1.evaluate import prediction_rows, test_metrics
     from lenet1.pipeline.sections import EvaluateParams
-    from lenet1.pipeline.figures import plot_feature_maps, plot_misclassified
+    from lenet1.figures import plot_feature_maps, plot_misclassified
     from lenet1.pipeline.outputs import write_csv, write_json
 
     config = load_section(paths.PARAMS, "evaluate", EvaluateParams)

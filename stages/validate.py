@@ -11,13 +11,12 @@ rerun the stages after it.
 import sys
 
 from lenet1.pipeline import paths
-from lenet1.data.download import DownloadParams
 from lenet1.pipeline.outputs import write_atomic
 from lenet1.pipeline.params import read_params, validate
-from lenet1.pipeline.sections import EvaluateParams, SplitParams, TrainParams
+from lenet1.pipeline.sections import DownloadParams, EvaluateParams, SplitParams, TrainParams
 from stages.runner import run
 
-# Every section of params.yaml, each defined by the code that uses it.
+# Every section of params.yaml (lenet1/pipeline/sections.py).
 SECTIONS = {"download": DownloadParams, "split": SplitParams, "train": TrainParams, "evaluate": EvaluateParams}
 
 

