@@ -14,8 +14,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lenet1.pipeline.outputs import write_atomic
 
-# Pillow's own font (FreeType, both bundled in the pinned wheel), so the text has the same pixels everywhere.
-FONT, SMALL_FONT = ImageFont.load_default(size=12), ImageFont.load_default(size=9)
+# Pillow's own font, drawn by the FreeType bundled in the pinned wheel, so the text has the same pixels everywhere;
+# basic layout, because Pillow's other (Raqm) is used only where the system has libfribidi.
+FONT, SMALL_FONT = (ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)
+                    for size in (12, 9))
 LINE = 16  # pixels of a line of text
 PANEL = 84  # pixels high of each drawing in plot_feature_maps: an input digit at 3x
 GAP = 16  # pixels between drawings
@@ -50,15 +52,17 @@ def grey(values: Any, white: float, black: float, scale: int) -> Image.Image:
 
 
 def bars(outputs: list[float]) -> Image.Image:
-    """The ten outputs as horizontal bars from a zero line, labelled 0-9, the largest (the prediction) in red."""
-    row, half = PANEL // 10, 48
-    image = Image.new("RGB", (2 * half + 14, PANEL), "white")
-    draw, zero, largest = ImageDraw.Draw(image), 14 + half, max(abs(value) for value in outputs) or 1.0
+    """The ten outputs as horizontal bars from a zero line, labelled 0-9, the prediction (the first largest, as
+    argmax) in red."""
+    row, half, labels = PANEL // 10, 48, 14
+    image = Image.new("RGB", (labels + 2 * half + 1, PANEL), "white")  # + 1: the zero line's own column
+    draw, zero, largest = ImageDraw.Draw(image), labels + half, max(abs(value) for value in outputs) or 1.0
+    predicted = outputs.index(max(outputs))
     for digit, value in enumerate(outputs):
         end = zero + round(value / largest * half)
         draw.text((2, digit * row - 1), str(digit), fill="black", font=SMALL_FONT)
         draw.rectangle((min(zero, end), digit * row + 1, max(zero, end), digit * row + row - 2),
-                       fill=RED if value == max(outputs) else BLUE)
+                       fill=RED if digit == predicted else BLUE)
     draw.line((zero, 0, zero, PANEL - 1), fill="black")
     return image
 
@@ -66,7 +70,7 @@ def bars(outputs: list[float]) -> Image.Image:
 def compose(title: str, rows: list[list[tuple[str, Image.Image]]]) -> Image.Image:
     """A figure: ``title`` above rows of labelled drawings, each column as wide as its widest drawing or label."""
     columns = [max(max(image.width, int(FONT.getlength(label))) for label, image in column) for column in zip(*rows)]
-    row_height = LINE + max(image.height for row in rows for _, image in row) + GAP
+    row_height = LINE + max((image.height for row in rows for _, image in row), default=0) + GAP
     width = max(sum(columns) + GAP * (len(columns) + 1), int(FONT.getlength(title)) + 2 * GAP)
     figure = Image.new("RGB", (width, 2 * LINE + row_height * len(rows)), "white")
     draw = ImageDraw.Draw(figure)
@@ -106,10 +110,12 @@ def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, p
     columns, scale, side = 8, 2, images.shape[-1]
     gap = LINE // scale  # room above each digit for its label
     drawings = [grey(tile(images[wrong].numpy(), columns, 0.0, gap), 0.0, 255.0, scale)] if wrong else []
-    figure = compose(f"Misclassified test digits (true -> predicted), first {len(wrong)}", [[("", d)] for d in drawings])
+    title = f"Misclassified test digits (true -> predicted), first {len(wrong)}"
+    figure = compose(title, [[("", drawing)] for drawing in drawings])
     draw = ImageDraw.Draw(figure)
     for slot, index in enumerate(wrong):
-        x, y = GAP + scale * ((slot % columns) * (side + gap) + gap), 2 * LINE + LINE + scale * (slot // columns) * (side + gap)
+        row, column = divmod(slot, columns)
+        x, y = GAP + scale * (column * (side + gap) + gap), 3 * LINE + scale * row * (side + gap)  # compose's layout
         draw.text((x, y), f"{int(labels[index])} -> {int(predictions[index])}", fill="black", font=FONT)
     save_png(figure, path)
     return len(wrong)

@@ -25,8 +25,10 @@ def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Pat
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         for name in names:
-            base = ROOT / name.replace(".", "/")
-            for path in (base.with_suffix(".py"), base / "__init__.py"):
+            parts = name.split(".")  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+            packages = [ROOT.joinpath(*parts[:end]) / "__init__.py" for end in range(1, len(parts))]
+            base = ROOT.joinpath(*parts)
+            for path in (*packages, base.with_suffix(".py"), base / "__init__.py"):
                 if path.exists() and path.read_text().strip() and path not in seen:
                     seen.add(path)
                     if path == ROOT / "lenet1" / "engine" / "build.py":
@@ -45,27 +47,51 @@ def stage_module(stage: dict) -> Path:
 def test_every_imported_project_file_is_a_dependency(name):
     stage = STAGES[name]
     module = stage_module(stage)
-    needed = {module, *project_imports(module)}
-    declared = {ROOT / dep for dep in stage.get("deps", [])}
-    missing = sorted(str(path.relative_to(ROOT)) for path in needed if not covered(path, declared))
+    missing, unused = dep_problems({module, *project_imports(module)}, {ROOT / dep for dep in stage.get("deps", [])})
+    missing, unused = ([str(path.relative_to(ROOT)) for path in paths] for paths in (missing, unused))
     assert not missing, f"stage {name!r} imports {missing} but dvc.yaml does not list them as deps"
-    # A directory dep stands for every file in it, so each of its Python files must be imported too.
-    listed = {path for dep in declared for path in ([dep] if dep.suffix == ".py" else dep.rglob("*.py"))}
-    unused = sorted(str(path.relative_to(ROOT)) for path in listed - needed)
     assert not unused, f"stage {name!r} lists {unused} as deps but does not import them: it would rerun for nothing"
 
 
-def covered(path: Path, declared: set[Path]) -> bool:
-    """``path`` is a dep, or in a directory that is one."""
-    return path in declared or any(parent in declared for parent in path.parents)
+def dep_problems(needed: set[Path], declared: set[Path], code: tuple[Path, ...] = (ROOT / "lenet1", ROOT / "stages")
+                 ) -> tuple[list[Path], list[Path]]:
+    """(the needed files no dep covers, the files of the code that deps cover but nothing needs).  A directory
+    dep stands for every file in it (DVC hashes them all but __pycache__, which .dvcignore leaves out), so
+    each must be needed; an empty __init__.py is never needed, as it runs nothing."""
+    missing = sorted(path for path in needed if not covered(path, declared))
+    listed = {path for dep in declared if any(dep.is_relative_to(c) for c in code)
+              for path in ([dep] if dep.is_file() else dep.rglob("*"))
+              if path.is_file() and "__pycache__" not in path.parts}
+    unused = sorted(path for path in listed
+                    if not covered(path, needed) and not (path.name == "__init__.py" and not path.read_text().strip()))
+    return missing, unused
 
 
-def test_a_directory_dep_must_be_imported_whole(tmp_path):
-    # lenet1/pipeline as a dep of validate would rerun it when checkpoint.py changes, which it never imports.
-    pipeline = ROOT / "lenet1" / "pipeline"
-    assert covered(pipeline / "params.py", {pipeline}) and not covered(pipeline / "params.py", {ROOT / "lenet1" / "data"})
-    needed = {module for module in project_imports(ROOT / "stages" / "validate.py")}
-    assert {path for path in pipeline.rglob("*.py")} - needed  # so the stage's test would call it unused
+def covered(path: Path, deps: set[Path]) -> bool:
+    """``path`` is in ``deps``, or in a directory that is."""
+    return path in deps or any(parent in deps for parent in path.parents)
+
+
+def test_a_directory_dep_must_be_needed_whole(tmp_path):
+    package = tmp_path / "package"
+    (package / "csrc").mkdir(parents=True)
+    for name, text in [("__init__.py", ""), ("used.py", "x = 1"), ("other.py", "y = 2"), ("notes.txt", "z"),
+                       ("csrc/engine.c", "int f;")]:
+        (package / name).write_text(text)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "used.pyc").write_bytes(b"")
+    needed = {package / "used.py", package / "csrc", tmp_path / "elsewhere.py"}
+    missing, unused = dep_problems(needed, {package}, code=(tmp_path,))
+    assert missing == [tmp_path / "elsewhere.py"]
+    assert unused == [package / "notes.txt", package / "other.py"]  # not the empty __init__, csrc or the bytecode
+    assert dep_problems({package / "used.py"}, {package / "used.py"}, code=(tmp_path,)) == ([], [])
+
+
+def test_the_import_walk_finds_parent_packages(tmp_path):
+    # `from lenet1.engine.exact import X` runs lenet1/engine/__init__.py before exact.py.
+    module = tmp_path / "m.py"
+    module.write_text("from lenet1.engine.exact import Layout\n")
+    assert ROOT / "lenet1" / "engine" / "__init__.py" in project_imports(module)
 
 
 def test_the_import_walk_finds_indirect_imports():

@@ -80,6 +80,14 @@ def test_misclassified_grid_shows_each_wrong_digit_in_grey_levels(tmp_path):
             assert figure.getpixel((x, y)) == 255 - int(images[index, row, column]), (slot, row, column)
 
 
+def test_no_misclassified_digit_gives_a_title_only_figure(tmp_path):
+    from PIL import Image
+
+    images = torch.zeros(3, 28, 28, dtype=torch.uint8)
+    assert plot_misclassified(images, torch.tensor([1, 2, 3]), torch.tensor([1, 2, 3]), 8, tmp_path / "m.png") == 0
+    assert Image.open(tmp_path / "m.png").height < 100
+
+
 def test_grey_levels_and_output_bars():
     import numpy as np
 
@@ -92,6 +100,13 @@ def test_grey_levels_and_output_bars():
     colours = [{image.getpixel((x, digit * row + row // 2)) for x in range(image.width)} for digit in range(10)]
     assert RED in colours[2] and BLUE not in colours[2]  # the largest output, the prediction
     assert BLUE in colours[0] and BLUE in colours[1] and RED not in colours[1]
+    opposite = bars([-2.0, 2.0] + [0.0] * 8)  # equal and opposite: bars of one length, none cut at the edge
+    lengths = [sum(opposite.getpixel((x, d * row + row // 2)) == colour for x in range(opposite.width))
+               for d, colour in ((0, BLUE), (1, RED))]
+    assert lengths[0] == lengths[1] > 40, lengths
+    tied = bars([1.0, 0.0, 1.0] + [0.5] * 7)  # a tie for the largest: argmax's first, not both
+    reds = [RED in {tied.getpixel((x, d * row + row // 2)) for x in range(tied.width)} for d in range(10)]
+    assert reds == [True] + [False] * 9
 
 
 def test_feature_maps_show_every_layer_and_are_byte_stable(tmp_path):

@@ -165,13 +165,13 @@ def test_a_number_yaml_reads_as_text_gets_a_hint(params):
     assert "YAML reads" not in str(err.value)
 
 
-def test_the_validate_stage_does_not_import_torch():
-    # It runs before every experiment: importing torch would cost it more than a second each time.
+def test_the_validate_stage_imports_neither_torch_nor_numpy():
+    # It runs before every experiment: importing torch would cost it more than a second each time, numpy 0.1 s.
     import subprocess
     import sys
 
     from tests.helpers import ROOT
 
-    check = "import sys, stages.validate; print('torch' in sys.modules)"
+    check = "import sys, stages.validate; print('torch' in sys.modules, 'numpy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"
