@@ -21,7 +21,7 @@ FONT, SMALL_FONT = (ImageFont.load_default(size=size).font_variant(layout_engine
 LINE = 16  # pixels of a line of text
 PANEL = 84  # pixels high of each drawing in plot_feature_maps: an input digit at 3x
 GAP = 16  # pixels between drawings
-BLUE, RED = (31, 119, 180), (214, 39, 40)  # matplotlib's C0 and C3: the outputs, the largest in red
+BLUE, RED = (31, 119, 180), (214, 39, 40)  # matplotlib's C0 and C3: the outputs, the prediction in red
 
 
 def save_png(image: Image.Image, path: Path) -> None:
@@ -77,10 +77,10 @@ def compose(title: str, rows: list[list[tuple[str, Image.Image]]]) -> Image.Imag
     draw.text((GAP, 4), title, fill="black", font=FONT)
     for r, row in enumerate(rows):
         x, y = GAP, 2 * LINE + r * row_height
-        for width, (label, image) in zip(columns, row):
+        for column_width, (label, image) in zip(columns, row):
             draw.text((x, y), label, fill="black", font=FONT)
             figure.paste(image, (x, y + LINE))
-            x += width + GAP
+            x += column_width + GAP
     return figure
 
 
@@ -109,13 +109,15 @@ def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, p
     wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
     columns, scale, side = 8, 2, images.shape[-1]
     gap = LINE // scale  # room above each digit for its label
-    drawings = [grey(tile(images[wrong].numpy(), columns, 0.0, gap), 0.0, 255.0, scale)] if wrong else []
+    drawings = []
+    if wrong:
+        mosaic = grey(tile(images[wrong].numpy(), columns, 0.0, gap), 0.0, 255.0, scale)
+        draw = ImageDraw.Draw(mosaic)
+        for slot, index in enumerate(wrong):  # each label in the gap above its digit
+            row, column = divmod(slot, columns)
+            xy = scale * (column * (side + gap) + gap), scale * row * (side + gap)
+            draw.text(xy, f"{int(labels[index])} -> {int(predictions[index])}", fill=0, font=FONT)
+        drawings.append(mosaic)
     title = f"Misclassified test digits (true -> predicted), first {len(wrong)}"
-    figure = compose(title, [[("", drawing)] for drawing in drawings])
-    draw = ImageDraw.Draw(figure)
-    for slot, index in enumerate(wrong):
-        row, column = divmod(slot, columns)
-        x, y = GAP + scale * (column * (side + gap) + gap), 3 * LINE + scale * row * (side + gap)  # compose's layout
-        draw.text((x, y), f"{int(labels[index])} -> {int(predictions[index])}", fill="black", font=FONT)
-    save_png(figure, path)
+    save_png(compose(title, [[("", drawing)] for drawing in drawings]), path)
     return len(wrong)
