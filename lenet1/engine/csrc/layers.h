@@ -30,8 +30,16 @@ typedef struct {
 } Group;
 
 /* `unit`: amplitude and slope are 1, and x * 1 is x, so both forms give the same bits (network.h says why). */
+INLINE void squash_each(const Arch *a, int unit, Lane *v, int count) {
+    if (!unit)
+        for (int t = 0; t < count; t++) v[t] = a->slope * v[t];
+    tanh_each(v, count);
+    if (!unit)
+        for (int t = 0; t < count; t++) v[t] = a->amplitude * v[t];
+}
 INLINE Lane squash(const Arch *a, int unit, Lane x) {
-    return unit ? tanh_lanes(x) : a->amplitude * tanh_lanes(a->slope * x);
+    squash_each(a, unit, &x, 1);
+    return x;
 }
 INLINE Lane squash_slope(const Arch *a, int unit, Lane s) {
     return unit ? 1.0f - s * s : a->slope_ratio * (a->amplitude2 - s * s);
@@ -59,7 +67,9 @@ INLINE void convolution_forward(const Arch *a, int unit, const Lane *in, const i
                         for (int k = 0; k < 8; k++) acc[k] = acc[k] + wv * row[j + k];
                     }
                 }
-            for (int k = 0; k < 8; k++) out[y * size + x0 + k] = squash(a, unit, acc[k] + bias);
+            for (int k = 0; k < 8; k++) acc[k] = acc[k] + bias;
+            squash_each(a, unit, acc, 8);
+            for (int k = 0; k < 8; k++) out[y * size + x0 + k] = acc[k];
         }
 }
 
@@ -72,8 +82,12 @@ INLINE void subsampling_forward(const Arch *a, int trainable, int unit, const La
             const Lane *p = in + 2 * y * size + 2 * x, *q = p + size;
             avg[y * half + x] = ((p[0] + p[1]) + (q[0] + q[1])) * 0.25f;
         }
-    for (int u = 0; u < half * half; u++)
-        out[u] = trainable ? squash(a, unit, avg[u] * coefficient + bias) : avg[u];
+    for (int u = 0; u < half * half; u += 8) {  /* half * half is 144 or 16 */
+        Lane s[8];
+        for (int k = 0; k < 8; k++) s[k] = trainable ? avg[u + k] * coefficient + bias : avg[u + k];
+        if (trainable) squash_each(a, unit, s, 8);
+        for (int k = 0; k < 8; k++) out[u + k] = s[k];
+    }
 }
 
 /* The slope of squash as the backward pass multiplies by it: squash'(a), or squash'(a)^2 in the curvature pass
