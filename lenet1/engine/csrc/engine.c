@@ -19,6 +19,12 @@
 #else
 #define CLONES
 #endif
+/* GCC's predictive commoning keeps a loop's loads for its next iterations (a convolution's input row) by unrolling
+   it; the registers it takes pushed the weight gradients' sums onto the stack, a third slower.  Loads only: the
+   arithmetic is the same. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-predictive-commoning")
+#endif
 #include "lanes.h"
 #include "layers.h"
 #include "network.h"
@@ -38,10 +44,28 @@ typedef struct {
     Weights squared;         /* curvature: every weight squared */
     int n, groups, train, curvature;  /* train: each image's gradient; curvature: its d2E/dw^2 instead */
     int failed;  /* FAILED_*, set with __atomic_or_fetch: several threads may write it */
-    float *logits, *grads, *states;  /* grads: n x arch->offset[SLOTS], image-major (gradients or curvatures);
-                                        states: n x STATE_FLOATS */
+    float *logits, *states;  /* states: n x STATE_FLOATS */
+    Lane *grads;  /* each image's gradient (or curvature) as backward leaves it in lanes: arch->offset[SLOTS] Lanes
+                     per group, group after group (lane l of group G is image G * LANES + l).  update() adds them
+                     from there, which costs less than a row per image did (bench/README.md measures it). */
     double *losses;
 } Job;
+
+/* Room for the gradient lanes of `images` images (Job.grads), or 0. */
+static Lane *gradient_lanes(int images, int row_floats) {
+    size_t bytes = sizeof(Lane) * (size_t)row_floats * (size_t)((images + LANES - 1) / LANES);
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+/* The batch's values of place q of a gradient row (W1 ... BO), the images' added in image order to 0. */
+INLINE float image_sum(const Job *job, int row_floats, int q) {
+    float sum = 0.0f;
+    for (int group = 0, first = 0; first < job->n; group++, first += LANES) {
+        Lane lanes = job->grads[(size_t)group * row_floats + q];
+        for (int l = 0; l < LANES && first + l < job->n; l++) sum = sum + lanes[l];
+    }
+    return sum;
+}
 
 #include "update.h"
 
@@ -78,13 +102,10 @@ CLONES static void run_groups(Job *job, int first, int stride, Group *g) {
         if (!job->labels) continue;
         loss(job->arch, g, labels, count, 1.0 / job->n);
         for (int l = 0; l < count; l++) job->losses[start + l] = g->loss[l];
+        if (!job->train && !job->curvature) continue;
+        g->grad = job->grads + (size_t)group * row_floats;
         if (job->curvature) curvature(job->arch, &job->squared, g, squares);
-        else if (job->train) backward(job->arch, &job->weights, g);
-        else continue;
-        for (int l = 0; l < count; l++) {
-            float *row = job->grads + (size_t)(start + l) * row_floats;
-            for (int q = 0; q < row_floats; q++) row[q] = g->grad[q][l];
-        }
+        else backward(job->arch, &job->weights, g);
     }
     free(squares);
 }
@@ -118,7 +139,7 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
     int status = describe(header, squash, sizes, &arch);
     if (status || n < 1 || batch_size < 1) return status;
     int size = batch_size < n ? batch_size : n;
-    float *grads = malloc(sizeof(float) * (size_t)size * arch.offset[SLOTS]);
+    Lane *grads = gradient_lanes(size, arch.offset[SLOTS]);
     Crew crew;
     if (grads == 0 || crew_start(&crew, threads, size)) { free(grads); return FAILED_RESOURCES; }
     for (int start = 0; start < n && status == 0; start += batch_size) {
@@ -130,7 +151,7 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
         status = crew_run(&crew, &job);
         if (status == 0) {
             unsigned long caller = ieee_default();
-            status = update(&job, lr, rates, weight_decay);
+            update(&job, lr, rates, weight_decay);
             restore(caller);
         }
     }
@@ -149,7 +170,8 @@ int lenet1_curvature(const int32_t *header, const float *squash, const int64_t *
     int status = describe(header, squash, sizes, &arch);
     if (status || n < 1) return status;
     int row_floats = arch.offset[SLOTS];
-    float *grads = malloc(sizeof(float) * (size_t)n * row_floats), *logits = malloc(sizeof(float) * (size_t)n * 10);
+    Lane *grads = gradient_lanes(n, row_floats);
+    float *logits = malloc(sizeof(float) * (size_t)n * 10);
     float *squared = malloc(sizeof(float) * (size_t)row_floats);
     double *losses = malloc(sizeof(double) * (size_t)n);
     Job job = {.arch = &arch, .x = x, .labels = labels, .n = n, .curvature = 1, .logits = logits, .grads = grads,
@@ -163,7 +185,8 @@ int lenet1_curvature(const int32_t *header, const float *squash, const int64_t *
         status = run(&job, threads);
         for (int q = 0; q < row_floats; q++) curvatures[q] = 0.0;
         for (int b = 0; b < n && status == 0; b++)
-            for (int q = 0; q < row_floats; q++) curvatures[q] = curvatures[q] + (double)grads[(size_t)b * row_floats + q];
+            for (int q = 0; q < row_floats; q++)
+                curvatures[q] = curvatures[q] + (double)grads[(size_t)(b / LANES) * row_floats + q][b % LANES];
         for (int q = 0; q < row_floats; q++) curvatures[q] = curvatures[q] / n;
     } else
         status = FAILED_RESOURCES;

@@ -6,7 +6,6 @@
    The subsampling layers are either plain averages or squash(coefficient * average + bias), the paper's
    units; squash(a) = amplitude * tanh(slope * a).  engine.c checks the layout before anything runs. */
 #define MAX_PAIRS 48  /* H3 kernels: at most 12 maps x 4 inputs */
-#define MAX_PARAMS (100 + 4 + 4 + 4 + MAX_PAIRS * 25 + 12 + 12 + 12 + 1920 + 10)
 enum { W1, B1, C2, D2, W3, B3, C4, D4, WO, BO, SLOTS };  /* the weights' order, model.py's state_dict's */
 
 typedef struct {
@@ -25,7 +24,8 @@ typedef struct { float *slot[SLOTS]; } Weights;
 /* One group's activations and gradients, each value a Lane (one float per image). */
 typedef struct {
     Lane in[28 * 28], h1[4 * 24 * 24], a2[4 * 12 * 12], h2[4 * 12 * 12], h3[12 * 8 * 8], a4[192], h4[192], z[10];
-    Lane d3[12 * 8 * 8], dh2[4 * 12 * 12], d1[4 * 24 * 24], dh4[192], dz[10], grad[MAX_PARAMS];
+    Lane d3[12 * 8 * 8], dh2[4 * 12 * 12], d1[4 * 24 * 24], dh4[192], dz[10];
+    Lane *grad;  /* where backward writes every weight's gradient: the job's lanes for this group (engine.c) */
     double loss[LANES];
 } Group;
 
@@ -120,22 +120,34 @@ INLINE void unpool_squash(const Arch *a, int unit, int second, const Lane *up, c
             d[y * size + x] = (up[(y / 2) * (size / 2) + x / 2] * share) * backward_slope(a, unit, second, h[y * size + x]);
 }
 
-/* A kernel's gradient: dw[c][i][j] = sum over y, x of d[y][x] in[input c][y+i][x+j]; db = sum of d. */
-INLINE void convolution_weight_backward(const Lane *d, int size, const Lane *in, const int *inputs, int n_inputs,
-                                        int in_size, Lane *dw, Lane *db) {
+/* The kernels' gradients of `maps` (1 or 2) consecutive output maps that read the same input maps: dw[m][c][i][j] =
+   sum over y, x of d[m][y][x] in[input c][y+i][x+j], dw[m] n_inputs * 25 floats after dw[m - 1]; db[m] = sum of
+   d[m].  Two maps at a time use each input load twice and keep ten independent sums, where one map's five
+   waited on each other's adds (the same bits: every sum keeps its order). */
+INLINE void convolution_weight_backward(const Lane *d, int maps, int size, const Lane *in, const int *inputs,
+                                        int n_inputs, int in_size, Lane *dw, Lane *db) {
     for (int c = 0; c < n_inputs; c++)
         for (int i = 0; i < 5; i++) {
-            Lane acc[5] = {{0}};  /* a row of the kernel at a time: five independent sums */
-            for (int y = 0; y < size; y++)
+            Lane acc[2][5] = {{{0}}};
+            for (int y = 0; y < size; y++) {
+                const Lane *row = in + (inputs[c] * in_size + y + i) * in_size;
                 for (int x = 0; x < size; x++) {
-                    const Lane *row = in + (inputs[c] * in_size + y + i) * in_size + x;
-                    for (int j = 0; j < 5; j++) acc[j] = acc[j] + d[y * size + x] * row[j];
+                    Lane input[5];
+                    for (int j = 0; j < 5; j++) input[j] = row[x + j];
+                    for (int m = 0; m < maps; m++) {
+                        Lane delta = d[(m * size + y) * size + x];
+                        for (int j = 0; j < 5; j++) acc[m][j] = acc[m][j] + delta * input[j];
+                    }
                 }
-            for (int j = 0; j < 5; j++) dw[(c * 5 + i) * 5 + j] = acc[j];
+            }
+            for (int m = 0; m < maps; m++)
+                for (int j = 0; j < 5; j++) dw[m * n_inputs * 25 + (c * 5 + i) * 5 + j] = acc[m][j];
         }
-    Lane acc = {0};
-    for (int q = 0; q < size * size; q++) acc = acc + d[q];
-    *db = acc;
+    for (int m = 0; m < maps; m++) {
+        Lane acc = {0};
+        for (int q = 0; q < size * size; q++) acc = acc + d[m * size * size + q];
+        db[m] = acc;
+    }
 }
 
 /* H3's input gradient: each H3 unit's delta spread back through its kernels.  Each H2 unit's sum runs over the

@@ -101,8 +101,8 @@ INLINE void backward_as(const Arch *a, const Weights *p, Group *g, Sources x, in
                                  grad + at[C4] + o, grad + at[D4] + o);
     for (int o = 0; o < 12; o++)
         unpool_squash(a, unit, second, g->dh4 + o * 16, g->h3 + o * 64, 8, g->d3 + o * 64);
-    for (int o = 0; o < 12; o++)
-        convolution_weight_backward(g->d3 + o * 64, 8, x.h2, H3_INPUTS(a, dense, o), 12,
+    for (int o = 0; o < 12; o += dense ? 2 : 1)  /* dense: two H3 maps at a time, which read the same H2 maps */
+        convolution_weight_backward(g->d3 + o * 64, dense ? 2 : 1, 8, x.h2, H3_INPUTS(a, dense, o), 12,
                                     grad + at[W3] + H3_FIRST(a, dense, o) * 25, grad + at[B3] + o);
     h3_input_backward(a, dense, w[W3], g->d3, g->dh2);
     if (trainable)
@@ -111,8 +111,9 @@ INLINE void backward_as(const Arch *a, const Weights *p, Group *g, Sources x, in
                                  grad + at[C2] + m, grad + at[D2] + m);
     for (int m = 0; m < 4; m++)
         unpool_squash(a, unit, second, g->dh2 + m * 144, g->h1 + m * 576, 24, g->d1 + m * 576);
-    for (int m = 0; m < 4; m++)
-        convolution_weight_backward(g->d1 + m * 576, 24, x.in, H1_INPUT, 1, 28, grad + at[W1] + m * 25, grad + at[B1] + m);
+    for (int m = 0; m < 4; m += 2)
+        convolution_weight_backward(g->d1 + m * 576, 2, 24, x.in, H1_INPUT, 1, 28, grad + at[W1] + m * 25,
+                                    grad + at[B1] + m);
 }
 
 /* 'full' (dense, plain averages, tanh) and 'paper' (Table 1, trainable subsampling, scaled tanh) with constants;
