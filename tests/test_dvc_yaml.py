@@ -56,8 +56,8 @@ def test_every_imported_project_file_is_a_dependency(name):
 def dep_problems(needed: set[Path], declared: set[Path], code: tuple[Path, ...] = (ROOT / "lenet1", ROOT / "stages")
                  ) -> tuple[list[Path], list[Path]]:
     """(the needed files no dep covers, the files of the code that deps cover but nothing needs).  A directory
-    dep stands for every file in it (DVC hashes them all but __pycache__, which .dvcignore leaves out), so
-    each must be needed; an empty __init__.py is never needed, as it runs nothing."""
+    dep stands for every file in it (DVC hashes them all but what .dvcignore leaves out; here all but
+    __pycache__, so an editor's file there is reported too), so each must be needed; an empty __init__.py is never needed, as it runs nothing."""
     missing = sorted(path for path in needed if not covered(path, declared))
     listed = {path for dep in declared if any(dep.is_relative_to(c) for c in code)
               for path in ([dep] if dep.is_file() else dep.rglob("*"))
@@ -111,3 +111,15 @@ def test_dvc_parses_our_yaml_with_libyaml_and_gets_the_same_values():
     for name in ("dvc.yaml", "dvc.lock", "params.yaml"):  # as DVC reads them: typ="safe"
         text = (ROOT / name).read_text()
         assert ruamel.yaml.YAML(typ="safe").load(text) == ruamel.yaml.YAML(typ="safe", pure=True).load(text), name
+
+
+@pytest.mark.parametrize("name", ["__pycache__/exact.cpython-311.pyc", ".exact.py.swp", "exact.py~", ".#exact.py",
+                                  "csrc/.DS_Store"])
+def test_a_directory_dep_hashes_code_not_bytecode_or_editor_files(name):
+    # .dvcignore: a stray file in lenet1/engine must not change the dep's hash and rerun train and evaluate.
+    from dvc.repo import Repo
+
+    ignore = Repo(str(ROOT)).dvcignore
+    engine = ROOT / "lenet1" / "engine"
+    assert ignore.is_ignored_file(str(engine / name))
+    assert not ignore.is_ignored_file(str(engine / "exact.py"))
