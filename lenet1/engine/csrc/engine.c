@@ -43,6 +43,9 @@ typedef struct {
     const int64_t *order;    /* the batch's images are x[order[0]], x[order[1]], ...; 0: x[0], x[1], ... */
     Weights squared;         /* curvature: every weight squared */
     int n, groups, train, curvature;  /* train: each image's gradient; curvature: its d2E/dw^2 instead */
+    int updating;            /* the crew's second task of a training step: update() on the weights (update.h) */
+    float lr, weight_decay;  /* the update's */
+    const float *rates;
     int failed;  /* FAILED_*, set with __atomic_or_fetch: several threads may write it */
     float *logits, *states;  /* states: n x STATE_FLOATS */
     Lane *grads;  /* each image's gradient (or curvature) as backward leaves it in lanes: arch->offset[SLOTS] Lanes
@@ -150,9 +153,8 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
         for (int s = 0; s < SLOTS; s++) job.weights.slot[s] = weights[s];
         status = crew_run(&crew, &job);
         if (status == 0) {
-            unsigned long caller = ieee_default();
-            update(&job, lr, rates, weight_decay);
-            restore(caller);
+            job.updating = 1, job.lr = lr, job.rates = rates, job.weight_decay = weight_decay;
+            crew_run(&crew, &job);
         }
     }
     crew_stop(&crew);

@@ -5,6 +5,12 @@
    run_groups; which thread computes a group never changes a bit (engine.c's rules). */
 enum { MAX_THREADS = 64, SPINS_BEFORE_YIELD = 4000 };
 
+/* A member's share of the job: groups, or the weights to update. */
+static void work(Job *job, int member, int crew_size, Group *g) {
+    if (job->updating) update(job, member, crew_size);
+    else run_groups(job, member, crew_size, g);
+}
+
 typedef struct Crew Crew;
 typedef struct { Crew *crew; int index; } Member;
 struct Crew {
@@ -37,7 +43,7 @@ static void *member_main(void *argument) {
         while (__atomic_load_n(&crew->generation, __ATOMIC_ACQUIRE) == seen) wait_a_little(&spins);
         seen++;
         if (crew->job == 0) break;
-        run_groups(crew->job, member->index, crew->size, crew->groups[member->index]);
+        work(crew->job, member->index, crew->size, crew->groups[member->index]);
         __atomic_add_fetch(&crew->finished, 1, __ATOMIC_RELEASE);
     }
     restore(caller);
@@ -76,7 +82,7 @@ static int crew_run(Crew *crew, Job *job) {
     job->groups = (job->n + LANES - 1) / LANES;
     publish(crew, job);
     unsigned long caller = ieee_default();
-    run_groups(job, 0, crew->size, crew->groups[0]);
+    work(job, 0, crew->size, crew->groups[0]);
     restore(caller);
     int spins = 0;
     while (__atomic_load_n(&crew->finished, __ATOMIC_ACQUIRE) < crew->size - 1) wait_a_little(&spins);
