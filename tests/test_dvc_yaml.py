@@ -4,10 +4,13 @@ Otherwise a change to that file would not rerun the stage, and `dvc repro`
 would call outputs "up to date" that the current code would not produce.
 """
 import ast
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc.repo import Repo
 
 from tests.helpers import ROOT
 
@@ -53,15 +56,26 @@ def test_every_imported_project_file_is_a_dependency(name):
     assert not unused, f"stage {name!r} lists {unused} as deps but does not import them: it would rerun for nothing"
 
 
-def dep_problems(needed: set[Path], declared: set[Path], code: tuple[Path, ...] = (ROOT / "lenet1", ROOT / "stages")
-                 ) -> tuple[list[Path], list[Path]]:
+@functools.cache
+def dvc_ignore():
+    """DVC's own filter of this repository's .dvcignore."""
+    with Repo(str(ROOT)) as repo:
+        return repo.dvcignore
+
+
+def dvc_ignores(path: Path) -> bool:
+    return dvc_ignore().is_ignored_file(str(path))
+
+
+def dep_problems(needed: set[Path], declared: set[Path], code: tuple[Path, ...] = (ROOT / "lenet1", ROOT / "stages"),
+                 ignored: Callable[[Path], bool] = dvc_ignores) -> tuple[list[Path], list[Path]]:
     """(the needed files no dep covers, the files of the code that deps cover but nothing needs).  A directory
-    dep stands for every file in it (DVC hashes them all but what .dvcignore leaves out; here all but
-    __pycache__, so an editor's file there is reported too), so each must be needed; an empty __init__.py is never needed, as it runs nothing."""
+    dep stands for every file in it that DVC hashes (all but what .dvcignore leaves out: bytecode, editors'
+    files), so each must be needed; an empty __init__.py is never needed, as it runs nothing."""
     missing = sorted(path for path in needed if not covered(path, declared))
     listed = {path for dep in declared if any(dep.is_relative_to(c) for c in code)
               for path in ([dep] if dep.is_file() else dep.rglob("*"))
-              if path.is_file() and "__pycache__" not in path.parts}
+              if path.is_file() and not ignored(path)}
     unused = sorted(path for path in listed
                     if not covered(path, needed) and not (path.name == "__init__.py" and not path.read_text().strip()))
     return missing, unused
@@ -81,10 +95,11 @@ def test_a_directory_dep_must_be_needed_whole(tmp_path):
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "used.pyc").write_bytes(b"")
     needed = {package / "used.py", package / "csrc", tmp_path / "elsewhere.py"}
-    missing, unused = dep_problems(needed, {package}, code=(tmp_path,))
+    bytecode = lambda path: "__pycache__" in path.parts  # noqa: E731 (what .dvcignore leaves out, for this tree)
+    missing, unused = dep_problems(needed, {package}, code=(tmp_path,), ignored=bytecode)
     assert missing == [tmp_path / "elsewhere.py"]
     assert unused == [package / "notes.txt", package / "other.py"]  # not the empty __init__, csrc or the bytecode
-    assert dep_problems({package / "used.py"}, {package / "used.py"}, code=(tmp_path,)) == ([], [])
+    assert dep_problems({package / "used.py"}, {package / "used.py"}, code=(tmp_path,), ignored=bytecode) == ([], [])
 
 
 def test_the_import_walk_finds_parent_packages(tmp_path):
@@ -117,9 +132,6 @@ def test_dvc_parses_our_yaml_with_libyaml_and_gets_the_same_values():
                                   "csrc/.DS_Store"])
 def test_a_directory_dep_hashes_code_not_bytecode_or_editor_files(name):
     # .dvcignore: a stray file in lenet1/engine must not change the dep's hash and rerun train and evaluate.
-    from dvc.repo import Repo
-
-    ignore = Repo(str(ROOT)).dvcignore
     engine = ROOT / "lenet1" / "engine"
-    assert ignore.is_ignored_file(str(engine / name))
-    assert not ignore.is_ignored_file(str(engine / "exact.py"))
+    assert dvc_ignores(engine / name)
+    assert not dvc_ignores(engine / "exact.py")

@@ -7,7 +7,8 @@
    - every sum runs in the order written here.  The vector lanes hold different images (LANES images
      per group), never the terms of one sum, so any vector width (SSE2, AVX2, AVX-512, NEON) and the
      scalar code compute the same numbers;
-   - threads take whole groups; the batch's gradient adds the images' gradients in image order.
+   - threads take whole groups; the batch's gradient adds the images' gradients in image order, each
+     weight's sum by one thread (the update gives each thread a run of whole weights).
 */
 #include "platform.h"
 
@@ -154,7 +155,7 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
         status = crew_run(&crew, &job);
         if (status == 0) {
             job.updating = 1, job.lr = lr, job.rates = rates, job.weight_decay = weight_decay;
-            crew_run(&crew, &job);
+            crew_run(&crew, &job);  /* the update cannot fail: its status is the groups' */
         }
     }
     crew_stop(&crew);

@@ -74,8 +74,8 @@ static const float LN2_HI_F = 0.693359375f, LN2_LO_F = -2.12194440e-4f, INV_LN2_
 
 /* tanh of v[0], ..., v[count - 1] in place, each step applied to every vector before the next: `count` independent
    chains side by side.  One tanh is a long chain of dependent operations, and the CPU's queues hold only a few
-   of them when they come one after another; side by side they overlap (bench/README.md, "Eight tanh side by
-   side", measures it).  The same bits: each lane's operations are the same.  `count`, at most TANH_AT_ONCE, is
+   of them when they come one after another; side by side they overlap (bench/README.md, "the exact step on one
+   thread", measures it).  The same bits: each lane's operations are the same.  `count`, at most TANH_AT_ONCE, is
    a constant where it is called, so the loops unroll. */
 enum { TANH_AT_ONCE = 8 };
 

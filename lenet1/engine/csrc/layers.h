@@ -52,6 +52,8 @@ INLINE void load_images(Group *g, const float *const *images, int count) {
         for (int p = 0; p < 28 * 28; p++) g->in[p][l] = images[l][p];
 }
 
+_Static_assert(TANH_AT_ONCE >= 8, "the layers squash 8 vectors at a time (tanh_each)");
+
 /* out[y][x] = squash(sum over the listed input maps c, then i, j, of w[c][i][j] in[c][y+i][x+j], then + bias). */
 INLINE void convolution_forward(const Arch *a, int unit, const Lane *in, const int *inputs, int n_inputs, int in_size,
                                 const float *w, float bias, Lane *out, int size) {

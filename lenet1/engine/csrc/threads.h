@@ -77,7 +77,7 @@ static int crew_start(Crew *crew, int threads, int most_images) {
     return 0;
 }
 
-/* The job's groups on the crew, this thread taking its share; returns the job's FAILED_* bits. */
+/* The job (its groups, or the update) on the crew, this thread taking its share; returns its FAILED_* bits. */
 static int crew_run(Crew *crew, Job *job) {
     job->groups = (job->n + LANES - 1) / LANES;
     publish(crew, job);
