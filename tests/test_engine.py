@@ -39,6 +39,20 @@ def test_step_matches_float64_autograd(variant, loss, weight_decay):
         assert torch.allclose(param.double(), want, rtol=0, atol=1e-6), name
 
 
+
+@pytest.mark.parametrize("size", [21, 3])  # the 8-lane build's vector update and the narrow build's
+def test_a_step_with_per_weight_rates_matches_float64_autograd(size):
+    model = build_model("full", 5)
+    inputs, labels = batch(size, seed=2)
+    generator = torch.Generator().manual_seed(7)
+    rates = {name: torch.rand(p.shape, generator=generator) * 1.5 + 0.5 for name, p in model.named_parameters()}
+    before = {name: p.detach().double().clone() for name, p in model.named_parameters()}
+    _, _, new = reference_step(model, "cross_entropy", inputs, labels, 0.5)
+    engine(model).train_step(inputs, labels, 0.5, 0.0, rates)
+    for name, param in model.named_parameters():
+        want = before[name] + (new[name] - before[name]) * rates[name].double()
+        assert torch.allclose(param.double(), want, rtol=0, atol=2e-6), name
+
 @pytest.mark.parametrize("variant, loss", CASES)
 def test_outputs_losses_and_unit_states_match_float64(variant, loss):
     model = build_model(variant, 4)

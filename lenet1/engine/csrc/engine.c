@@ -61,16 +61,6 @@ static Lane *gradient_lanes(int images, int row_floats) {
     return aligned_alloc(64, (bytes + 63) / 64 * 64);
 }
 
-/* The batch's values of place q of a gradient row (W1 ... BO), the images' added in image order to 0. */
-INLINE float image_sum(const Job *job, int row_floats, int q) {
-    float sum = 0.0f;
-    for (int group = 0, first = 0; first < job->n; group++, first += LANES) {
-        Lane lanes = job->grads[(size_t)group * row_floats + q];
-        for (int l = 0; l < LANES && first + l < job->n; l++) sum = sum + lanes[l];
-    }
-    return sum;
-}
-
 #include "update.h"
 
 static void copy_states(const Group *g, int lane, float *out) {
