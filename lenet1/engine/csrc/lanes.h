@@ -7,10 +7,35 @@
 
 /* LANES floats, one per image: every operation on it is LANES independent IEEE operations. */
 typedef float Lane __attribute__((vector_size(4 * LANES)));
+typedef float Unaligned __attribute__((vector_size(4 * LANES), aligned(4)));  /* LANES floats of one image or tensor */
 typedef double Wide __attribute__((vector_size(8 * LANES)));
 typedef int64_t Words __attribute__((vector_size(8 * LANES)));
 typedef int32_t Mask __attribute__((vector_size(4 * LANES)));  /* a comparison of Lanes */
 typedef int32_t Ints __attribute__((vector_size(4 * LANES)));
+
+/* The LANES x LANES block whose row i is in[i], transposed: out[l][i] = in[i][l].  Lanes hold images, so this
+   turns LANES values of each image into each value's LANES images and back (loading images, adding up a batch). */
+INLINE void transpose(const Lane *in, Lane *out) {
+#if LANES == 8
+    /* Three rounds of swapping one bit of the row index with the same bit of the lane index: 24 shuffles. */
+    Lane a[8], b[8];
+    for (int r = 0; r < 4; r++) {
+        a[r] = __builtin_shufflevector(in[r], in[r + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        a[r + 4] = __builtin_shufflevector(in[r], in[r + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int r = 0; r < 8; r += (r % 4 == 1) ? 3 : 1) {
+        b[r] = __builtin_shufflevector(a[r], a[r + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        b[r + 2] = __builtin_shufflevector(a[r], a[r + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int r = 0; r < 8; r += 2) {
+        out[r] = __builtin_shufflevector(b[r], b[r + 1], 0, 8, 2, 10, 4, 12, 6, 14);
+        out[r + 1] = __builtin_shufflevector(b[r], b[r + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+    }
+#else
+    for (int l = 0; l < LANES; l++)
+        for (int i = 0; i < LANES; i++) out[l][i] = in[i][l];
+#endif
+}
 
 static const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
 static const double INV_LN2 = 1.44269504088896338700e+00;

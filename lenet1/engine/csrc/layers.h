@@ -45,11 +45,17 @@ INLINE Lane squash_slope(const Arch *a, int unit, Lane s) {
     return unit ? 1.0f - s * s : a->slope_ratio * (a->amplitude2 - s * s);
 }
 
-/* `count` images (28x28 each) into lanes; unused lanes are 0. */
+/* `count` images (28x28 each) into lanes, LANES pixels of each at a time; unused lanes are 0. */
+_Static_assert(28 * 28 % LANES == 0, "whole blocks of LANES pixels");
 INLINE void load_images(Group *g, const float *const *images, int count) {
-    memset(g->in, 0, sizeof g->in);
-    for (int l = 0; l < count; l++)
-        for (int p = 0; p < 28 * 28; p++) g->in[p][l] = images[l][p];
+    const float *from[LANES];
+    static const float none[28 * 28];  /* a missing image's pixels */
+    for (int l = 0; l < LANES; l++) from[l] = l < count ? images[l] : none;
+    for (int p = 0; p < 28 * 28; p += LANES) {
+        Lane pixels[LANES];
+        for (int l = 0; l < LANES; l++) pixels[l] = *(const Unaligned *)(from[l] + p);
+        transpose(pixels, g->in + p);
+    }
 }
 
 _Static_assert(TANH_AT_ONCE >= 8, "the layers squash 8 vectors at a time (tanh_each)");

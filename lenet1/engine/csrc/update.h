@@ -14,31 +14,6 @@ INLINE float image_sum(const Job *job, int row_floats, int q) {
     return sum;
 }
 
-/* The LANES x LANES block whose row i is in[i] (place q + i, one image per lane), transposed: out[l] holds image
-   l's values of the LANES places.  Then one vector add takes a whole image's step of LANES weights' sums; each sum
-   is still its images' values added in image order, so the bits are those of adding lane by lane. */
-INLINE void transpose(const Lane *in, Lane *out) {
-#if LANES == 8
-    /* Three rounds of swapping one bit of the row index with the same bit of the lane index: 24 shuffles. */
-    Lane a[8], b[8];
-    for (int r = 0; r < 4; r++) {
-        a[r] = __builtin_shufflevector(in[r], in[r + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        a[r + 4] = __builtin_shufflevector(in[r], in[r + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-    }
-    for (int r = 0; r < 8; r += (r % 4 == 1) ? 3 : 1) {
-        b[r] = __builtin_shufflevector(a[r], a[r + 2], 0, 1, 8, 9, 4, 5, 12, 13);
-        b[r + 2] = __builtin_shufflevector(a[r], a[r + 2], 2, 3, 10, 11, 6, 7, 14, 15);
-    }
-    for (int r = 0; r < 8; r += 2) {
-        out[r] = __builtin_shufflevector(b[r], b[r + 1], 0, 8, 2, 10, 4, 12, 6, 14);
-        out[r + 1] = __builtin_shufflevector(b[r], b[r + 1], 1, 9, 3, 11, 5, 13, 7, 15);
-    }
-#else
-    for (int l = 0; l < LANES; l++)
-        for (int i = 0; i < LANES; i++) out[l][i] = in[i][l];
-#endif
-}
-
 /* The batch's sums of places q, ..., q + LANES - 1 of a gradient row, each its images' values added in image order
    to 0 (as image_sum adds one place's). */
 INLINE Lane image_sums(const Job *job, int row_floats, int q) {
@@ -50,8 +25,6 @@ INLINE Lane image_sums(const Job *job, int row_floats, int q) {
     }
     return sum;
 }
-
-typedef float Unaligned __attribute__((vector_size(4 * LANES), aligned(4)));  /* LANES floats of a weight tensor */
 
 /* p <- p - step (g + weight_decay p) for the slot's places [from, to), LANES at a time and the rest one by one:
    each weight's operations are the same either way. */
