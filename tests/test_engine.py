@@ -39,7 +39,6 @@ def test_step_matches_float64_autograd(variant, loss, weight_decay):
         assert torch.allclose(param.double(), want, rtol=0, atol=1e-6), name
 
 
-
 @pytest.mark.parametrize("size", [21, 3])  # the 8-lane build's vector update and the narrow build's
 def test_a_step_with_per_weight_rates_matches_float64_autograd(size):
     model = build_model("full", 5)
@@ -52,6 +51,7 @@ def test_a_step_with_per_weight_rates_matches_float64_autograd(size):
     for name, param in model.named_parameters():
         want = before[name] + (new[name] - before[name]) * rates[name].double()
         assert torch.allclose(param.double(), want, rtol=0, atol=2e-6), name
+
 
 @pytest.mark.parametrize("variant, loss", CASES)
 def test_outputs_losses_and_unit_states_match_float64(variant, loss):

@@ -55,10 +55,13 @@ typedef struct {
     double *losses;
 } Job;
 
-/* Room for the gradient lanes of `images` images (Job.grads), or 0. */
+/* Room for the gradient lanes of `images` images (Job.grads), and LANES zeros after them that image_sums may read
+   past the last row's end (update.h), or 0. */
 static Lane *gradient_lanes(int images, int row_floats) {
-    size_t bytes = sizeof(Lane) * (size_t)row_floats * (size_t)((images + LANES - 1) / LANES);
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    size_t lanes = (size_t)row_floats * (size_t)((images + LANES - 1) / LANES);
+    Lane *grads = aligned_alloc(64, (sizeof(Lane) * (lanes + LANES) + 63) / 64 * 64);
+    if (grads) memset(grads + lanes, 0, sizeof(Lane) * LANES);
+    return grads;
 }
 
 #include "update.h"

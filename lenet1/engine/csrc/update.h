@@ -4,18 +4,10 @@
    p <- p - (lr rate) (g + weight_decay p).  The crew shares it: member m of `crew_size` takes the m-th of as many
    runs of consecutive places of a gradient row (which thread adds a sum never changes a bit). */
 
-/* The batch's values of place q of a gradient row (W1 ... BO), the images' added in image order to 0. */
-INLINE float image_sum(const Job *job, int row_floats, int q) {
-    float sum = 0.0f;
-    for (int group = 0, first = 0; first < job->n; group++, first += LANES) {
-        Lane lanes = job->grads[(size_t)group * row_floats + q];
-        for (int l = 0; l < LANES && first + l < job->n; l++) sum = sum + lanes[l];
-    }
-    return sum;
-}
-
 /* The batch's sums of places q, ..., q + LANES - 1 of a gradient row, each its images' values added in image order
-   to 0 (as image_sum adds one place's). */
+   to 0.  One vector add takes one image's values of LANES weights (transposed out of their lanes), so each sum
+   adds the same numbers in the same order as one lane at a time would.  Places past the row's end read the
+   padding of gradient_lanes; the caller keeps only its own. */
 INLINE Lane image_sums(const Job *job, int row_floats, int q) {
     Lane sum = {0}, rows[LANES], images[LANES];
     for (int group = 0, first = 0; first < job->n; group++, first += LANES) {
@@ -26,24 +18,32 @@ INLINE Lane image_sums(const Job *job, int row_floats, int q) {
     return sum;
 }
 
-/* p <- p - step (g + weight_decay p) for the slot's places [from, to), LANES at a time and the rest one by one:
-   each weight's operations are the same either way. */
+/* The first `count` (at most LANES) floats at p as a Lane, and back. */
+INLINE Lane load_some(const float *p, int count) {
+    if (count == LANES) return *(const Unaligned *)p;
+    Lane v = {0};
+    for (int i = 0; i < count; i++) v[i] = p[i];
+    return v;
+}
+INLINE void store_some(float *p, Lane v, int count) {
+    if (count == LANES) *(Unaligned *)p = v;
+    else
+        for (int i = 0; i < count; i++) p[i] = v[i];
+}
+
+/* p <- p - step (g + weight_decay p) for the slot's places [from, to), LANES weights at a time. */
 INLINE void step_slot(const Job *job, int s, int from, int to) {
     const Arch *a = job->arch;
-    int row_floats = a->offset[SLOTS], q = from - a->offset[s], end = to - a->offset[s];
+    int row_floats = a->offset[SLOTS], end = to - a->offset[s];
     float *weight = job->weights.slot[s];
     const float *rate = job->rates ? job->rates + a->offset[s] : 0;
-    for (; q + LANES <= end; q += LANES) {
-        Lane g = image_sums(job, row_floats, a->offset[s] + q), w = *(Unaligned *)(weight + q);
+    for (int q = from - a->offset[s]; q < end; q += LANES) {
+        int count = end - q < LANES ? end - q : LANES;
+        Lane g = image_sums(job, row_floats, a->offset[s] + q), w = load_some(weight + q, count);
         if (job->weight_decay != 0.0f) g = g + w * job->weight_decay;
-        Lane lr = (Lane){0} + job->lr;
-        if (rate) lr = lr * *(const Unaligned *)(rate + q);
-        *(Unaligned *)(weight + q) = w - g * lr;
-    }
-    for (; q < end; q++) {
-        float g = image_sum(job, row_floats, a->offset[s] + q);
-        if (job->weight_decay != 0.0f) g = g + weight[q] * job->weight_decay;
-        weight[q] = weight[q] - g * (rate ? job->lr * rate[q] : job->lr);
+        Lane step = (Lane){0} + job->lr;
+        if (rate) step = step * load_some(rate + q, count);
+        store_some(weight + q, w - g * step, count);
     }
 }
 
