@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lenet1.data.split import load_split, to_inputs
+from lenet1.data.split import MNIST_MEAN, MNIST_STD, load_split, to_inputs
 from lenet1.errors import InputError
 from lenet1.data.split import class_quotas, first_digits, make_splits, stratified_indices, write_splits
 from tests.helpers import fake_mnist, run_stage, write_params
@@ -172,3 +172,14 @@ def test_an_empty_split_is_named_not_a_traceback(tmp_path):
     result = run_stage("evaluate", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[0].endswith("test.pt: holds no digits; rebuild it with `dvc repro -f -s split`")
+
+
+@pytest.mark.parametrize("kind", ["mnist28", "paper16"])
+def test_inputs_are_the_written_arithmetic_on_a_copy(kind):
+    images = torch.randint(0, 256, (37, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    expected = (images.float() / 127.5 - 1.0) if kind == "paper16" else \
+        ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD)
+    assert torch.equal(to_inputs(images, kind), expected.unsqueeze(1))  # the same bits, in place or not
+    floats = images.float()
+    to_inputs(floats, kind)
+    assert torch.equal(floats, images.float())  # the caller's tensor is left as it was

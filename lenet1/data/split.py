@@ -177,6 +177,9 @@ def load_split(path: Path) -> Digits:
 
 def to_inputs(images: torch.Tensor, kind: str = "mnist28") -> torch.Tensor:
     """Float32 model inputs of shape (N, 1, 28, 28): mnist28 standardised, paper16 in [-1, 1] (background -1)."""
+    # In place: the same operations in the same order (the same bits), but one new buffer, not four
+    # (at 60,000 digits, the fresh buffers' page faults were 0.3 s of each train stage).
+    inputs = images.to(torch.float32, copy=True)  # a copy even of float input, which the caller keeps
     if kind == "paper16":
-        return (images.float() / 127.5 - 1.0).unsqueeze(1).contiguous()
-    return ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD).unsqueeze(1).contiguous()
+        return inputs.div_(127.5).sub_(1.0).unsqueeze(1)
+    return inputs.div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
