@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="skip the time to accuracy (minutes of training; needs `dvc repro split`)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--wide-only", action="store_true",
-                        help="the exact engine's 8-lane build at every batch size (default: 2 lanes below batch 4)")
+                        help="the exact engine without its 2-lane build (default: 2 lanes below batch 4)")
     args = parser.parse_args(argv)
     args.threads = time_to_accuracy.threads_or_default(parser, args.threads)
     if min(args.images, args.repeats) < 1:

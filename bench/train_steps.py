@@ -22,7 +22,7 @@ parser.add_argument("--top", type=int, default=8, help="how many operations --pr
 parser.add_argument("--variant", default="full", choices=("full", "paper"))
 parser.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "mse"))
 parser.add_argument("--engine", default="exact", choices=("exact", "stock"))
-parser.add_argument("--wide-only", action="store_true", help="the exact engine's 8-lane build at every batch size")
+parser.add_argument("--wide-only", action="store_true", help="the exact engine without its 2-lane build")
 parser.add_argument("--epochs", action="store_true",
                     help="the steps as train_epoch calls of 64 batches each (as the train stage calls), not a call per step")
 parser.add_argument("batch_size", type=int)

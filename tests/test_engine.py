@@ -39,6 +39,25 @@ def test_step_matches_float64_autograd(variant, loss, weight_decay):
         assert torch.allclose(param.double(), want, rtol=0, atol=1e-6), name
 
 
+@pytest.mark.parametrize("variant, loss", [("full", "cross_entropy"), ("paper", "mse")])
+def test_the_avx512_build_gives_the_8_lane_builds_bits(monkeypatch, variant, loss):
+    """Forced on any CPU (without AVX-512, GCC computes each 16-lane vector in halves)."""
+    size = exact.AVX512_LANES * torch.get_num_threads() + 5  # a group of 16 per thread, and one of 5
+    inputs, labels = batch(3 * size, seed=4)
+
+    def run(wide: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+        monkeypatch.setattr(exact, "avx512", lambda: wide)
+        assert (exact.library_for(size) is exact._library(exact.AVX512_FLAGS)) == wide
+        model = build_model(variant, 5)
+        chosen = engine(model, loss)
+        chosen.train_epoch(inputs, labels, torch.arange(3 * size).flip(0), size, 0.1, 0.0)
+        return [p.detach().clone() for p in model.parameters()], chosen.predict(inputs, len(inputs))
+
+    (wide_weights, wide_outputs), (weights, outputs) = run(True), run(False)
+    assert all(torch.equal(a, b) for a, b in zip(wide_weights, weights))
+    assert torch.equal(wide_outputs, outputs)
+
+
 @pytest.mark.parametrize("size", [21, 3])  # the 8-lane build's vector update and the narrow build's
 def test_a_step_with_per_weight_rates_matches_float64_autograd(size):
     model = build_model("full", 5)

@@ -19,6 +19,8 @@ from lenet1.model import LeNet1
 MAGIC, VERSION = 0x4C4E3101, 4  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
 NARROW_LANES, NARROW_BELOW = 2, 4  # bench/README.md: at batch 1, 2 lanes train fastest
 NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
+AVX512_LANES = 16  # one AVX-512 register of floats: bench/README.md measures it
+AVX512_FLAGS = (f"-DLANES={AVX512_LANES}",)
 FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT = 1, 2, 4  # the C functions' error bits
 SLOTS = ("h1.weight", "h1.bias", "h2.coefficient", "h2.bias", "h3.weight", "h3.bias",
          "h4.coefficient", "h4.bias", "out.weight", "out.bias")  # csrc/layers.h's W1 ... BO
@@ -102,11 +104,20 @@ def _check(status: int, what: str) -> None:
         raise MemoryError(f"{what}: out of memory or threads; nothing was updated")
 
 
-def library_for(batch_size: int) -> ctypes.CDLL:
-    """The engine for SGD at ``batch_size``: below NARROW_BELOW, the build whose groups hold NARROW_LANES images
-    (a step on one image then computes 2 lanes, not 8).  The same source, lane for lane the same operations,
-    so the same bits (tests/test_sdlm.py checks it)."""
-    return _library(NARROW_FLAGS if batch_size < NARROW_BELOW else ())
+def library_for(images: int) -> ctypes.CDLL:
+    """The engine for steps of ``images`` images: below NARROW_BELOW, the build whose groups hold NARROW_LANES
+    images (a step on one image then computes 2 lanes, not 8); on a CPU with AVX-512, when each thread gets a
+    group of AVX512_LANES, the build of that many; else 8.  The same source, lane for lane the same operations,
+    so the same bits (tests/test_sdlm.py and tests/test_engine.py check it)."""
+    if images < NARROW_BELOW:
+        return _library(NARROW_FLAGS)
+    if images >= AVX512_LANES * torch.get_num_threads() and avx512():
+        return _library(AVX512_FLAGS)
+    return _library()
+
+
+def avx512() -> bool:
+    return torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
 def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
@@ -136,7 +147,7 @@ def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = 
     losses = None if labels is None else torch.empty(count, dtype=torch.float64)
     sizes = [math.prod(shape) for shape in STATE_SHAPES.values()]
     buffer = torch.empty(count, sum(sizes), dtype=torch.float32) if states else None
-    status = _library().lenet1_forward(
+    status = library_for(count).lenet1_forward(
         layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(),
         None if labels is None else labels.data_ptr(), count, logits.data_ptr(),
         None if losses is None else losses.data_ptr(), None if buffer is None else buffer.data_ptr(),
