@@ -1,7 +1,7 @@
 """Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified and feature-map PNGs."""
 
 from lenet1.pipeline import paths
-from lenet1.pipeline.determinism import configure_environment, thread_count
+from lenet1.pipeline.determinism import configure_environment, import_torch, thread_count
 from lenet1.pipeline.params import load_section
 from stages.runner import finish, run
 
@@ -12,6 +12,7 @@ FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
 def main() -> None:
     threads = thread_count()
     configure_environment(threads)
+    import_torch()
     from lenet1.pipeline.checkpoint import load_model
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch

@@ -2,7 +2,7 @@
 from dataclasses import asdict
 
 from lenet1.pipeline import paths
-from lenet1.pipeline.determinism import configure_environment, platform_note, platform_record, thread_count
+from lenet1.pipeline.determinism import configure_environment, import_torch, platform_note, platform_record, thread_count
 from lenet1.pipeline.params import load_section
 from stages.runner import finish, run
 
@@ -10,6 +10,7 @@ from stages.runner import finish, run
 def main() -> None:
     threads = thread_count()
     configure_environment(threads)  # before `import torch`, which reads the thread variables
+    import_torch()
     from lenet1.data.split import first_digits, load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.pipeline.checkpoint import save_model

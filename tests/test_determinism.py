@@ -157,3 +157,17 @@ def test_freed_buffers_are_kept_in_the_heap(mode, new_mappings):
     result = subprocess.run([sys.executable, "-c", MALLINFO_CHECK, mode], cwd=ROOT, env=env, capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == new_mappings
+
+
+IMPORT_CHECK = """
+import gc, sys
+from lenet1.pipeline.determinism import import_torch
+import_torch()
+print(gc.isenabled(), gc.get_freeze_count() > 100_000, "torch" in sys.modules)
+"""
+
+
+def test_import_torch_leaves_the_collector_on_and_torch_frozen():
+    # A stage trains after this: the collector must be back on, with torch's own objects out of its walks.
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "True", "True"]
