@@ -49,18 +49,21 @@ def configure_environment(threads: int) -> None:
 
 
 def import_torch() -> None:
-    """Import torch with Python's cycle collector paused, then exempt what it built from later collections.
+    """Import torch with Python's cycle collector paused, then freeze every object made so far.
 
-    The import makes some 270,000 lasting objects, hardly any of them garbage, and the collector would walk them
-    over and over while they are made: 0.1-0.2 s of each stage that imports torch (bench/README.md).
-    Call after configure_environment, before anything else imports torch.
+    The import makes some 270,000 lasting objects and hardly any garbage, yet the collector would run
+    about 400 times while they are made, and later ones would walk them again; frozen (``gc.freeze``), they
+    are left out of every collection.  About 0.3 s of the train and evaluate stages each (bench/README.md,
+    "an experiment's fixed cost").  Call after configure_environment, before anything else imports torch.
     """
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         import torch  # noqa: F401
+        gc.freeze()
     finally:
-        gc.enable()
-    gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def configure_torch(threads: int) -> None:
