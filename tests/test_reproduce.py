@@ -151,6 +151,16 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
             assert status == 1 and f"- {stage}: out {doctored}" in output and "**FAIL**" in output, (mode, output)
         sh("git", "reset", "-q", "--hard", "HEAD~1")
 
+    # A committed output edited by hand, dvc.lock left alone: HEAD's lock no longer describes HEAD's files.
+    for faked, stage in (("metrics/train.json", "train"), ("plots/curve.csv", "evaluate")):
+        (tmp_path / faked).write_text('{"accuracy": 0.9994, "epochs": 3}' if faked.endswith(".json") else "x\n1\n")
+        sh("git", "commit", "-qam", f"faked {faked}")
+        for mode in ((), ("--tolerance",)):
+            status, output = reproduce(*mode)
+            assert status == 1 and f"- {stage}: {faked}" in output and "**FAIL**" in output, (mode, output)
+            assert "dvc.lock records" in output, output
+        sh("git", "reset", "-q", "--hard", "HEAD~1")
+
     params = tmp_path / "params.yaml"
     params.write_text(params.read_text().replace("n: 5", "n: 6"))
     status, output = reproduce()

@@ -6,7 +6,9 @@ The promise is bit for bit, deterministic mode, Linux x86-64 (Intel, AMD) or
 arm64 with the pinned torch; elsewhere the check says so: use --tolerance.
 The tree must be clean (the run rewrites dvc.lock and the outputs, and leaves
 them for inspection: `git checkout dvc.lock metrics plots && dvc checkout`
-restores HEAD's).  Every stage reruns; the new dvc.lock is then compared with
+restores HEAD's).  First, every file git holds that HEAD's dvc.lock records (the
+`cache: false` metrics and plots, the code) must be what the lock says (`dvc status`):
+a committed output edited by hand fails before anything runs.  Then every stage reruns; the new dvc.lock is then compared with
 HEAD's entry by entry, and each changed stage entry (output, dependency,
 param, command) is named.  With --tolerance, outputs of train and evaluate
 may differ if they follow from a differing model (a stage whose inputs reproduced
@@ -118,10 +120,41 @@ def committed_lock() -> str:
     return lock.stdout
 
 
+def tracked_by_git(path: str) -> bool:
+    done = subprocess.run(["git", "ls-files", "--error-unmatch", "--", path], capture_output=True, text=True)
+    return done.returncode == 0
+
+
+def committed_mismatches() -> list[str]:
+    """The files git holds at HEAD whose content is not what HEAD's dvc.lock records, as "stage: path".
+
+    ``dvc status`` compares the workspace with dvc.lock; the tree is clean, so for a file git tracks the
+    workspace is HEAD.  What git does not hold (data, the model) is only missing on a fresh clone, and the
+    rerun checks it.
+    """
+    try:
+        status = json.loads(dvc("status", "--json") or "{}")
+    except (RuntimeError, json.JSONDecodeError) as err:
+        raise SetupError(f"dvc status failed, so the committed outputs cannot be checked: {err}") from err
+    found = set()
+    for stage, changes in status.items():
+        for change in changes if isinstance(changes, list) else ():
+            for kind in ("changed outs", "changed deps"):
+                for path, state in (change.get(kind) or {}).items() if isinstance(change, dict) else ():
+                    if state == "modified" and tracked_by_git(path):
+                        found.add(f"{stage.split(':')[-1]}: {path}")
+    return sorted(found)
+
+
 def check(args: argparse.Namespace) -> tuple[int, str]:
     """Run the pipeline, compare, return the exit status and the Markdown report."""
     committed = lock_entries(committed_lock())
     note = platform_note()
+    mismatched = committed_mismatches()
+    if mismatched:
+        named = "\n".join(f"- {item}" for item in mismatched)
+        return 1, (f"**FAIL**: these committed files differ from what HEAD's dvc.lock records (edited by hand, or "
+                   f"committed without `dvc repro`):\n{named}")
     try:
         dvc("repro", "--force")
     except RuntimeError as err:
