@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import ROOT
 
@@ -55,3 +56,28 @@ def test_a_compiler_that_exits_0_but_writes_junk_is_named(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert "built an unloadable library" in last and "set CC" in last, last
     assert not list((tmp_path / "cache").glob("engine-*"))  # nothing cached
+
+
+def ended(pid: int) -> bool:
+    """Whether the process is gone or a zombie (killed, not yet reaped by whoever adopted it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_a_hanging_compiler_is_ended_with_its_children_in_one_line(tmp_path):
+    hung = tmp_path / "hung-cc"
+    hung.write_text('#!/bin/sh\nfor a; do case "$a" in -dumpmachine) uname -m; exit 0;; --version) echo hung 1; exit 0;; esac; done\n'
+                    f'sleep 300 & echo $! > {tmp_path}/child; wait\n')
+    hung.chmod(hung.stat().st_mode | stat.S_IEXEC)
+    code = "import lenet1.engine.build as b; b.COMPILE_SECONDS = 2; " + LOAD
+    result = subprocess.run([sys.executable, "-c", f"from stages.runner import run; import sys; sys.exit(run(lambda: exec({code!r}), 'train'))"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "LENET1_CACHE": str(tmp_path / "cache"), "CC": str(hung)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "did not finish within 2 s" in line and "set CC" in line, line
+    child = (tmp_path / "child").read_text().strip()
+    assert ended(int(child))  # the compiler's own child ended with it
+    assert not list((tmp_path / "cache").glob("engine-*"))

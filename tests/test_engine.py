@@ -130,10 +130,21 @@ def steps_with_flags(monkeypatch, flags, variant="full", loss="cross_entropy"):
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 builds one copy per instruction set")
 @pytest.mark.parametrize("variant, loss", CASES)
 def test_baseline_sse2_code_gives_the_bits_of_this_cpus_copy(monkeypatch, variant, loss):
-    loaded = steps_with_flags(monkeypatch, (), variant, loss)
+    loaded = steps_with_flags(monkeypatch, (), variant, loss)  # this CPU's instruction set only (target_flags)
     baseline = steps_with_flags(monkeypatch, ("-DLENET1_BASELINE_ONLY",), variant, loss)
     assert build.library() is not build.build(())
     assert all(torch.equal(a, b) for a, b in zip(loaded, baseline))
+    monkeypatch.setattr(exact, "target_flags", lambda: ())  # one copy per instruction set, chosen when loaded
+    cloned = steps_with_flags(monkeypatch, (), variant, loss)
+    assert all(torch.equal(a, b) for a, b in zip(cloned, baseline))
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 compiles for this CPU's instruction set")
+def test_the_loaded_build_is_compiled_for_this_cpus_instruction_set_only():
+    target = {"AVX512": '-DLENET1_TARGET="avx512f"', "AVX2": '-DLENET1_TARGET="avx2"'}.get(
+        torch.backends.cpu.get_cpu_capability(), "-DLENET1_BASELINE_ONLY")
+    assert exact.target_flags() == (target,)
+    assert exact.library_for(16) is build.library((target,))
 
 
 def test_no_compiler_is_a_clear_error(monkeypatch):

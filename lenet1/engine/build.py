@@ -14,8 +14,12 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lenet1.errors import InputError
@@ -31,6 +35,7 @@ LIBRARIES = () if DARWIN else ("-lgcc",)  # x86-64's choice of instruction set a
 # Tests set ("-DLENET1_BASELINE_ONLY",): x86-64's baseline (SSE2) code only, no AVX2 or AVX-512 copies.
 EXTRA_FLAGS: tuple[str, ...] = ()
 BUILD_PREFIX = "build-"  # temporary folders in the cache: build-<pid>-<random>
+QUERY_SECONDS, COMPILE_SECONDS = 60, 600  # a compiler that answers -dumpmachine or compiles no sooner is hung
 
 
 class CompilerError(InputError):
@@ -56,9 +61,23 @@ def compiler() -> list[str]:
 
 
 def _targets(command: list[str], machine: str) -> bool:
-    target = subprocess.run([*command, "-dumpmachine"], capture_output=True, text=True, timeout=60)
+    target = _run([*command, "-dumpmachine"], QUERY_SECONDS)
     aliases = {"arm64": "aarch64", "aarch64": "arm64"}
     return target.returncode == 0 and target.stdout.strip().startswith((machine, aliases.get(machine, machine)))
+
+
+def _run(command: list[str], seconds: float) -> subprocess.CompletedProcess:
+    """Run the compiler in a process group of its own, so that on a hang its children end with it."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise CompilerError(f"the C compiler {shlex.join(command[:1])} did not finish within {seconds} s, so it "
+                                "and its processes were ended: fix it, or set CC to another") from None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def cache_dir() -> Path:
@@ -72,13 +91,34 @@ def library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     return build((*EXTRA_FLAGS, *flags))
 
 
+def prepare(flag_sets: list[tuple[str, ...]]) -> None:
+    """Compile those of these builds (each with EXTRA_FLAGS) that the cache lacks, side by side, one compiler per
+    CPU, saying so: a first run on a new machine waits for the slowest build, not for their sum."""
+    missing = [flags for flags in dict.fromkeys((*EXTRA_FLAGS, *flags) for flags in flag_sets)
+               if not _verified(_planned(flags)[2])]
+    if not missing:
+        return
+    print(f"engine: compiling the exact engine for this machine ({len(missing)} builds, once: cached in "
+          f"{cache_dir()})", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=min(len(missing), len(os.sched_getaffinity(0)))) as pool:
+        list(pool.map(build, missing))
+    print(f"engine: compiled in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
 @functools.cache
-def build(extra_flags: tuple[str, ...]) -> ctypes.CDLL:
+def _planned(extra_flags: tuple[str, ...]) -> tuple[list[str], tuple[str, ...], Path]:
+    """The compiler, the flags and the cached library's path (named by everything that makes its bytes)."""
     command, flags = compiler(), (*FLAGS, *extra_flags)
-    version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60).stdout
+    version = _run([*command, "--version"], QUERY_SECONDS).stdout
     texts = [path.read_text() for path in sorted(SOURCES.glob("*.[ch]"))]
     key = hashlib.sha256("\0".join([*texts, *command, *flags, *LIBRARIES, version, platform.machine()]).encode()).hexdigest()
-    path = cache_dir() / f"engine-{key[:16]}.so"
+    return command, flags, cache_dir() / f"engine-{key[:16]}.so"
+
+
+@functools.cache
+def build(extra_flags: tuple[str, ...]) -> ctypes.CDLL:
+    command, flags, path = _planned(extra_flags)
     try:
         if not _verified(path):
             _compile(command, flags, path)
@@ -114,8 +154,7 @@ def _compile(command: list[str], flags: tuple[str, ...], path: Path) -> None:
     _remove_abandoned_builds(path.parent)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f"{BUILD_PREFIX}{os.getpid()}-") as tmp:
         built = Path(tmp) / path.name
-        result = subprocess.run([*command, *flags, str(SOURCE), "-o", str(built), *LIBRARIES],
-                                capture_output=True, text=True, timeout=600)
+        result = _run([*command, *flags, str(SOURCE), "-o", str(built), *LIBRARIES], COMPILE_SECONDS)
         if result.returncode != 0:
             raise CompilerError(f"{shlex.join(command)} failed on {SOURCE}:\n{result.stderr.strip()}")
         try:

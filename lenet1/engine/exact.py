@@ -6,12 +6,14 @@ Why the bits are the same on every CPU is explained once, at the top of ``csrc/e
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
+import platform
 from dataclasses import dataclass
 
 import torch
 
-from lenet1.engine.build import library
+from lenet1.engine.build import library, prepare
 from lenet1.errors import InputError
 from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
@@ -120,9 +122,27 @@ def avx512() -> bool:
     return torch.backends.cpu.get_cpu_capability() == "AVX512"
 
 
+@functools.cache
+def target_flags() -> tuple[str, ...]:
+    """x86-64: the one instruction set of this CPU (as torch reads it) for the hot code (csrc/engine.c's
+    LENET1_TARGET), so that a new machine compiles one copy of it per build, not three; the bits are the same."""
+    if platform.machine() != "x86_64":
+        return ()
+    names = {"AVX512": '"avx512f"', "AVX2": '"avx2"'}
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (f"-DLENET1_TARGET={names[capability]}",) if capability in names else ("-DLENET1_BASELINE_ONLY",)
+
+
+@functools.cache
+def _prepared() -> None:
+    """Every build library_for may choose on this machine, compiled together where the cache lacks them."""
+    prepare([(*target_flags(), *flags) for flags in (NARROW_FLAGS, (), *([AVX512_FLAGS] if avx512() else []))])
+
+
 def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The compiled engine, with its functions' argument types (ctypes would guess them from the values)."""
-    lib = library(flags)
+    _prepared()
+    lib = library((*target_flags(), *flags))
     if not getattr(lib, "typed", False):
         pointer, i32 = ctypes.c_void_p, ctypes.c_int
         lib.lenet1_forward.argtypes = [pointer] * 6 + [i32] + [pointer] * 3 + [i32]

@@ -12,11 +12,15 @@
 */
 #include "platform.h"
 
-/* x86-64 with GCC: one copy of the hot code per instruction set, chosen when loaded (the bits are the same).
-   The helpers that pass vectors by value are always inlined into these copies, so the vector ABI
-   that -Wno-psabi quiets never applies to a real call. */
+/* x86-64 with GCC: the hot code for one instruction set, LENET1_TARGET (build.py names this CPU's), or else one
+   copy per instruction set, chosen when loaded (the bits are the same).  The helpers that pass vectors by value
+   are always inlined into these functions, so the vector ABI that -Wno-psabi quiets never applies to a real call. */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LENET1_BASELINE_ONLY)
+#if defined(LENET1_TARGET)
+#define CLONES __attribute__((target(LENET1_TARGET)))
+#else
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 #else
 #define CLONES
 #endif
