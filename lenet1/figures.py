@@ -1,123 +1,131 @@
-"""Evaluate's two figures, feature maps and misclassified digits, drawn with Pillow as byte-stable PNGs.
+"""The pipeline's pictures, drawn with matplotlib (Agg) from the data files the earlier stages write.
 
-Pillow rather than matplotlib: both figures are grids of grey squares with a few labels, and importing and
-laying out matplotlib cost 1.1-1.3 s of a one-epoch experiment (bench/README.md).  The learning curves are
-DVC's own plot templates (dvc.yaml's `plots:`), not drawn here."""
+Byte-stable: the same data give the same PNG bytes on every machine the bit-exact promise covers.  So the
+PNGs carry no software or date (``metadata``), text uses matplotlib's bundled DejaVu Sans with its own
+hinting, and every drawing is the same on x86-64 and arm64 (tests/test_figures.py compares them under
+emulation).  No torch here: the plot stage reads numbers, not models.
+"""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+import matplotlib
 
-from lenet1.pipeline.outputs import write_atomic
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
 
-# Pillow's own font, drawn by the FreeType bundled in the pinned wheel, so the text has the same pixels everywhere;
-# basic layout, because Pillow's other (Raqm) is used only where the system has libfribidi.
-FONT, SMALL_FONT = (ImageFont.load_default(size=size).font_variant(layout_engine=ImageFont.Layout.BASIC)
-                    for size in (12, 9))
-LINE = 16  # pixels of a line of text
-PANEL = 84  # pixels high of each drawing in plot_feature_maps: an input digit at 3x
-GAP = 16  # pixels between drawings
-BLUE, RED = (31, 119, 180), (214, 39, 40)  # matplotlib's C0 and C3: the outputs, the prediction in red
+from lenet1.pipeline.outputs import write_atomic  # noqa: E402
+
+STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9, "savefig.dpi": 100, "figure.dpi": 100,
+         "image.interpolation": "nearest"}
+LAYERS = {"H1": 2, "H2": 2, "H3": 4, "H4": 4}  # maps per row of each layer's mosaic in the feature-map figure
 
 
-def save_png(image: Image.Image, path: Path) -> None:
-    """Write ``image`` as a PNG, atomically; Pillow puts no date, version or software name in it."""
+def save(figure: plt.Figure, path: Path) -> None:
+    """Write ``figure`` as a PNG, atomically, with no software name or date in it."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
     write_atomic(path, buffer.getvalue())
 
 
-def tile(images: Any, per_row: int, pad_value: float, padding: int = 1) -> Any:
-    """(N, h, w) images as one (rows, columns) mosaic with ``padding`` between and around, as torchvision's
-    ``make_grid`` lays them out; a few numpy lines because importing torchvision costs each stage about 2 s."""
+def grid(ax: plt.Axes, images: np.ndarray, per_row: int, limits: tuple[float, float], gap: float = 1.0,
+         labels: list[str] | None = None) -> None:
+    """(N, h, w) images in rows of ``per_row`` on one axes, ``gap`` pixels apart, grey levels from ``limits[0]``
+    (white) to ``limits[1]`` (black); each ``labels`` entry in the gap above its image."""
     count, height, width = images.shape
-    per_row = min(per_row, count)
+    top = gap + (9 if labels else 0)  # pixels above each image: its label's room
+    for slot, image in enumerate(images):
+        row, column = divmod(slot, per_row)
+        x, y = column * (width + gap), row * (height + top) + top
+        ax.imshow(image, cmap="gray_r", vmin=limits[0], vmax=limits[1], extent=(x, x + width, y + height, y))
+        if labels:
+            ax.text(x + width / 2, y - 4.5, labels[slot], ha="center", va="center", fontsize=8)
     rows = -(-count // per_row)
-    padded = np.full((rows * per_row, height + padding, width + padding), pad_value, dtype=np.float32)
-    padded[:count, padding:, padding:] = images
-    grid = padded.reshape(rows, per_row, height + padding, width + padding).transpose(0, 2, 1, 3)
-    return np.pad(grid.reshape(rows * (height + padding), per_row * (width + padding)), ((0, padding), (0, padding)),
-                  constant_values=pad_value)
+    ax.set_xlim(-gap, min(count, per_row) * (width + gap))
+    ax.set_ylim(rows * (height + top), 0)
+    ax.set_axis_off()
 
 
-def grey(values: Any, white: float, black: float, scale: int) -> Image.Image:
-    """(h, w) ``values`` as grey levels from ``white`` to ``black``, each value a ``scale`` x ``scale`` square."""
-    levels = np.clip((np.asarray(values, dtype=np.float32) - white) / (black - white), 0.0, 1.0)
-    image = Image.fromarray(np.rint(255.0 - 255.0 * levels).astype(np.uint8))
-    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+def learning_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss and accuracy per epoch, training beside validation (the split has none when ``split.val_size`` is 0)."""
+    epochs = [row["epoch"] for row in history]
+    with plt.style.context("default"), plt.rc_context(STYLE):
+        figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            for split, style in (("train", "-o"), ("val", "-s")):
+                if f"{split}_{metric}" in history[0]:
+                    label = "training" if split == "train" else "validation"
+                    ax.plot(epochs, [row[f"{split}_{metric}"] for row in history], style, markersize=3, label=label)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        axes[0].set_title("Loss per epoch")
+        axes[1].set_title("Accuracy per epoch")
+        save(figure, path)
 
 
-def bars(outputs: list[float]) -> Image.Image:
-    """The ten outputs as horizontal bars from a zero line, labelled 0-9, the prediction (the first largest, as
-    argmax) in red."""
-    row, half, labels = PANEL // 10, 48, 14
-    image = Image.new("RGB", (labels + 2 * half + 1, PANEL), "white")  # + 1: the zero line's own column
-    draw, zero, largest = ImageDraw.Draw(image), labels + half, max(abs(value) for value in outputs) or 1.0
-    predicted = outputs.index(max(outputs))
-    for digit, value in enumerate(outputs):
-        end = zero + round(value / largest * half)
-        draw.text((2, digit * row - 1), str(digit), fill="black", font=SMALL_FONT)
-        draw.rectangle((min(zero, end), digit * row + 1, max(zero, end), digit * row + row - 2),
-                       fill=RED if digit == predicted else BLUE)
-    draw.line((zero, 0, zero, PANEL - 1), fill="black")
-    return image
+def confusion(actual: list[int], predicted: list[int], path: Path) -> None:
+    """The test confusion matrix: counts, coloured by each true digit's share."""
+    counts = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(counts, (np.asarray(actual), np.asarray(predicted)), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    with plt.style.context("default"), plt.rc_context(STYLE):
+        figure, ax = plt.subplots(figsize=(5.2, 4.6), layout="constrained")
+        ax.imshow(np.sqrt(shares), cmap="Blues", vmin=0, vmax=1)  # sqrt: the few errors still show
+        for (row, column), count in np.ndenumerate(counts):
+            if count:
+                ax.text(column, row, str(count), ha="center", va="center", fontsize=7,
+                        color="white" if shares[row, column] > 0.5 else "black")
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"Test confusion matrix: {len(actual) - int(np.trace(counts))} errors in {len(actual)}")
+        save(figure, path)
 
 
-def compose(title: str, rows: list[list[tuple[str, Image.Image]]]) -> Image.Image:
-    """A figure: ``title`` above rows of labelled drawings, each column as wide as its widest drawing or label."""
-    columns = [max(max(image.width, int(FONT.getlength(label))) for label, image in column) for column in zip(*rows)]
-    row_height = LINE + max((image.height for row in rows for _, image in row), default=0) + GAP
-    width = max(sum(columns) + GAP * (len(columns) + 1), int(FONT.getlength(title)) + 2 * GAP)
-    figure = Image.new("RGB", (width, 2 * LINE + row_height * len(rows)), "white")
-    draw = ImageDraw.Draw(figure)
-    draw.text((GAP, 4), title, fill="black", font=FONT)
-    for r, row in enumerate(rows):
-        x, y = GAP, 2 * LINE + r * row_height
-        for column_width, (label, image) in zip(columns, row):
-            draw.text((x, y), label, fill="black", font=FONT)
-            figure.paste(image, (x, y + LINE))
-            x += column_width + GAP
-    return figure
+def misclassified(digits: list[dict[str, Any]], path: Path) -> None:
+    """Misclassified test digits (0-255 grey levels, ink high), each labelled 'true → predicted'."""
+    columns = 8
+    rows = -(-len(digits) // columns)
+    with plt.style.context("default"), plt.rc_context(STYLE):
+        figure, ax = plt.subplots(figsize=(max(0.8 * min(len(digits), columns), 4.2), 1.05 * rows + 0.5),
+                                  layout="constrained")
+        if digits:
+            grid(ax, np.asarray([digit["image"] for digit in digits]), columns, (0, 255),
+                 labels=[f"{digit['label']} → {digit['predicted']}" for digit in digits])
+        ax.set_axis_off()
+        ax.set_title(f"Misclassified test digits (true → predicted): {len(digits)}" if digits
+                     else "No misclassified test digit")
+        save(figure, path)
 
 
-def plot_feature_maps(states: dict[str, Any], images: Any, labels: Any, path: Path) -> None:
-    """For a few digits: the input, each layer's maps as grey levels, and the ten outputs, as in the paper's figure.
-
-    ``states`` is ``LeNet1.states`` of the digits: tensors (N, maps, h, w) for H1-H4, (N, 10) outputs.
-    Grey levels span tanh's range, -1 (white) to +1 (black), the same for every map.
-    """
-    layers = [("H1", 4), ("H2", 4), ("H3", 6), ("H4", 6)]  # maps per row of each drawing
-    rows = []
-    for row in range(len(images)):
-        drawings = [(f"input ({int(labels[row])})", grey(images[row].numpy(), 0.0, 255.0, PANEL // images.shape[-1]))]
-        for name, per_row in layers:
-            maps = states[name][row].detach().numpy()  # (maps, h, w)
-            mosaic = tile(maps, per_row, -1.0)
-            drawings.append((f"{name}: {len(maps)} maps {tuple(maps.shape[1:])}",
-                             grey(mosaic, -1.0, 1.0, PANEL // mosaic.shape[0])))
-        drawings.append(("outputs", bars(states["output"][row].detach().tolist())))
-        rows.append(drawings)
-    save_png(compose("What LeNet-1 computes: unit states per layer for test digits", rows), path)
-
-
-def plot_misclassified(images: Any, labels: Any, predictions: Any, limit: int, path: Path) -> int:
-    """A PNG grid of the first ``limit`` misclassified digits labelled 'true -> predicted'; returns how many."""
-    wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
-    columns, scale, side = 8, 2, images.shape[-1]
-    gap = LINE // scale  # room above each digit for its label
-    drawings = []
-    if wrong:
-        mosaic = grey(tile(images[wrong].numpy(), columns, 0.0, gap), 0.0, 255.0, scale)
-        draw = ImageDraw.Draw(mosaic)
-        for slot, index in enumerate(wrong):  # each label in the gap above its digit
-            row, column = divmod(slot, columns)
-            xy = scale * (column * (side + gap) + gap), scale * row * (side + gap)
-            draw.text(xy, f"{int(labels[index])} -> {int(predictions[index])}", fill=0, font=FONT)
-        drawings.append(mosaic)
-    title = f"Misclassified test digits (true -> predicted), first {len(wrong)}"
-    save_png(compose(title, [[("", drawing)] for drawing in drawings]), path)
-    return len(wrong)
+def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
+    """For a few test digits: the input, each layer's maps (tanh's -1 white to +1 black) and the ten outputs."""
+    columns = 2 + len(LAYERS)
+    with plt.style.context("default"), plt.rc_context(STYLE):
+        figure, axes = plt.subplots(len(digits), columns, figsize=(2 * columns, 2.1 * len(digits)),
+                                    layout="constrained", squeeze=False)
+        figure.suptitle("What LeNet-1 computes: unit states per layer for test digits")
+        for row, digit in zip(axes, digits):
+            row[0].imshow(np.asarray(digit["image"]), cmap="gray_r", vmin=0, vmax=255)
+            row[0].set_title(f"input (label {digit['label']})")
+            for ax, (layer, per_row) in zip(row[1:], LAYERS.items()):
+                maps = np.asarray(digit[layer], dtype=np.float32)
+                grid(ax, maps, per_row, (-1, 1), gap=max(1, maps.shape[1] / 8))
+                ax.set_title(f"{layer}: {len(maps)} maps {maps.shape[1]}x{maps.shape[2]}")
+            for ax in row[:-1]:
+                ax.set_axis_off()
+            outputs = digit["output"]
+            colours = ["C3" if index == int(np.argmax(outputs)) else "C0" for index in range(10)]
+            row[-1].barh(range(10), outputs, color=colours)
+            row[-1].set_yticks(range(10))
+            row[-1].invert_yaxis()
+            row[-1].axvline(0, color="black", linewidth=0.8)
+            row[-1].set_title("outputs")
+        save(figure, path)

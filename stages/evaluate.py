@@ -1,4 +1,5 @@
-"""Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, predictions, misclassified and feature-map PNGs."""
+"""Stage evaluate: models/lenet1.pt + the test split -> metrics/test.json, the predictions, and for the plot stage
+the misclassified digits and a few digits' unit states."""
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import configure_environment, import_torch, thread_count
@@ -6,7 +7,7 @@ from lenet1.pipeline.params import load_section
 from stages.runner import finish, run
 
 
-FEATURE_DIGITS = 3  # test digits drawn layer by layer in plots/feature_maps.png
+FEATURE_DIGITS = 3  # test digits whose unit states plots/feature_maps.png draws
 
 
 def main() -> None:
@@ -17,9 +18,8 @@ def main() -> None:
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.engine import make_engine
-    from lenet1.evaluate import prediction_rows, test_metrics
+    from lenet1.evaluate import misclassified_digits, prediction_rows, test_metrics, unit_states
     from lenet1.pipeline.sections import EvaluateParams
-    from lenet1.figures import plot_feature_maps, plot_misclassified
     from lenet1.pipeline.outputs import write_csv, write_json
 
     config = load_section(paths.PARAMS, "evaluate", EvaluateParams)
@@ -34,11 +34,12 @@ def main() -> None:
     predictions = outputs.argmax(1)
     write_json(paths.TEST_METRICS, metrics)
     write_csv(paths.PREDICTIONS, prediction_rows(labels, predictions))
-    digits, digit_labels = images[:FEATURE_DIGITS], labels[:FEATURE_DIGITS]
-    plot_feature_maps(engine.states(inputs[:FEATURE_DIGITS]), digits, digit_labels, paths.FEATURE_MAPS_PNG)
-    shown = plot_misclassified(images, labels, predictions, config.max_misclassified, paths.MISCLASSIFIED_PNG)
+    states = engine.states(inputs[:FEATURE_DIGITS])
+    write_json(paths.UNIT_STATES, unit_states(states, images[:FEATURE_DIGITS], labels[:FEATURE_DIGITS]), indent=None)
+    wrong = misclassified_digits(images, labels, predictions, config.max_misclassified)
+    write_json(paths.MISCLASSIFIED, wrong, indent=None)
     print(f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
-          f"{shown} of them in {paths.MISCLASSIFIED_PNG}")
+          f"{len(wrong)} of them in {paths.MISCLASSIFIED}")
 
 
 if __name__ == "__main__":

@@ -64,10 +64,10 @@ def test_full_pipeline_and_experiments_with_a_tiny_config(clone):
     tiny_config(clone)
     sh([DVC, "repro"], clone)
     for output in ["models/lenet1.pt", "plots/train_history.csv", "plots/test_predictions.csv", "plots/misclassified.png",
-                   "plots/feature_maps.png"]:
+                   "plots/feature_maps.png", "plots/learning_curves.png", "plots/confusion.png"]:
         assert (clone / output).stat().st_size > 0, output
-    drawn = json.loads(sh([DVC, "plots", "show", "--json"], clone).stdout)  # the curves: DVC's templates, no stage
-    assert {"Loss per epoch", "Accuracy per epoch", "Test confusion matrix"} <= set(drawn["data"]), drawn.keys()
+    drawn = json.loads(sh([DVC, "plots", "show", "--json"], clone).stdout)  # DVC's templates and the plot stage's PNGs
+    assert {"Loss per epoch", "Accuracy per epoch", "Test confusion matrix", "plots/learning_curves.png"} <= set(drawn["data"]), drawn.keys()
     test = json.loads((clone / "metrics" / "test.json").read_text())
     assert {"accuracy", "error_rate", "loss", "per_class_accuracy"} <= set(test) and test["samples"] == 10000
     assert json.loads((clone / "metrics" / "train.json").read_text())["parameters"] == 3246
@@ -77,7 +77,7 @@ def test_full_pipeline_and_experiments_with_a_tiny_config(clone):
 
     experiment = sh([DVC, "exp", "run", "--set-param", "train.lr=0.05"], clone)
     ran = {line.split("'")[1] for line in experiment.stdout.splitlines() if line.startswith("Running stage")}
-    assert {"validate", "train", "evaluate"} == ran, experiment.stdout  # data stages stay cached
+    assert {"validate", "train", "evaluate", "plot"} == ran, experiment.stdout  # data stages stay cached
     assert "train.lr" in sh([DVC, "params", "diff"], clone).stdout
     assert "metrics/test.json" in sh([DVC, "metrics", "diff", "--all"], clone).stdout
     shown = sh([DVC, "exp", "show", "--csv"], clone).stdout

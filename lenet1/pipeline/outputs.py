@@ -56,9 +56,9 @@ def rounded(value: Any, digits: int = METRIC_DIGITS) -> Any:
     return value
 
 
-def write_json(path: str | os.PathLike, value: Any) -> None:
-    """Write ``value`` as indented JSON with floats rounded to ``METRIC_DIGITS``."""
-    write_atomic(path, (json.dumps(rounded(value), indent=2) + "\n").encode())
+def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2) -> None:
+    """Write ``value`` as JSON (indented, or with ``indent=None`` compact) with floats rounded to ``METRIC_DIGITS``."""
+    write_atomic(path, (json.dumps(rounded(value), indent=indent) + "\n").encode())
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
