@@ -11,3 +11,12 @@ class InputError(ValueError):
 
 class MissingInput(InputError, FileNotFoundError):
     """An input file a stage needs does not exist; the message names the stage that makes it."""
+
+
+def load_failure(err: BaseException) -> str:
+    """Why torch.load refused a file, in one line, without torch's advice to retry with weights_only=False:
+    that would run whatever code the file carries."""
+    text = str(err).strip()
+    if "weights_only" in text or "Weights only" in text:
+        return "not a weights-only torch file: damaged, foreign, or carrying code, which a safe load refuses"
+    return text.splitlines()[0] if text else type(err).__name__

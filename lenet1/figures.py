@@ -129,3 +129,19 @@ def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
             row[-1].axvline(0, color="black", linewidth=0.8)
             row[-1].set_title("outputs")
         save(figure, path)
+
+
+def predictions(rows: list[dict[str, Any]], digits: np.ndarray, path: Path) -> None:
+    """For each image ``lenet1.predict`` read: the 28x28 input the network saw beside its ten outputs."""
+    with plt.style.context("default"), plt.rc_context(STYLE):
+        figure, axes = plt.subplots(len(rows), 2, figsize=(5.5, 2.0 * len(rows)), layout="constrained",
+                                    squeeze=False, width_ratios=(1, 1.6))
+        for (picture, bars), row, digit in zip(axes, rows, digits):
+            picture.imshow(digit, cmap="gray_r", vmin=0, vmax=255)
+            picture.set_title(Path(row["image"]).name)
+            picture.set_axis_off()
+            bars.barh(range(10), row["outputs"], color=["C3" if d == row["digit"] else "C0" for d in range(10)])
+            bars.set_yticks(range(10))
+            bars.invert_yaxis()
+            bars.set_title(f"predicted {row['digit']}")
+        save(figure, path)

@@ -34,7 +34,7 @@ def main() -> None:
           f"{threads} threads, {'exact engine' if config.deterministic else 'stock PyTorch'}", flush=True)
     result = fit(config, train, val, eval_batch_size=evaluation.batch_size, log=lambda line: print(line, flush=True))
     best = result.history[result.best_epoch - 1]
-    save_model(paths.MODEL, result.model, asdict(config), result.best_epoch, result.engine)
+    save_model(paths.MODEL, result.model, asdict(config), result.best_epoch, result.engine, kind)
     write_csv(paths.HISTORY, result.history)
     write_json(paths.PLATFORM, platform_record(config.deterministic, threads))
     write_json(paths.TRAIN_METRICS, {

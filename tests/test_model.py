@@ -80,9 +80,12 @@ def test_saved_model_loads_back(tmp_path):
     model = build_model("paper", 5)
     save_model(tmp_path / "m.pt", model, {"variant": "paper", "loss": "mse"}, 3, StockEngine(model, "mse"))
     loaded, params, engine = load_model(tmp_path / "m.pt")
-    assert params == {"variant": "paper", "loss": "mse"} and engine == "stock"
+    assert params == {"variant": "paper", "loss": "mse", "input": "mnist28"} and engine == "stock"
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+    plain = (tmp_path / "m.pt").read_bytes()  # MNIST's own digits: not recorded, so a default model keeps its bytes
+    save_model(tmp_path / "m.pt", model, {"variant": "paper", "loss": "mse"}, 3, StockEngine(model, "mse"), "paper16")
+    assert load_model(tmp_path / "m.pt")[1]["input"] == "paper16" and (tmp_path / "m.pt").read_bytes() != plain
 
 
 FULL_HEADER = {"format": 3, "engine": "exact", "engine_version": 3,

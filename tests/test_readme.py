@@ -83,7 +83,7 @@ def test_python_modules_exist_and_parse_their_options(words):
 
 def test_the_readme_reads_in_five_minutes():
     lines = [line for line in (ROOT / "README.md").read_text().splitlines() if not line.startswith("![")]
-    assert len(lines) <= 175  # pictures aside; the rest belongs in docs/
+    assert len(lines) <= 180  # pictures aside; the rest belongs in docs/
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda path: str(path.relative_to(ROOT)))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lenet1.data import idx
-from lenet1.errors import InputError, MissingInput
+from lenet1.errors import InputError, MissingInput, load_failure
 from lenet1.data.inputs import prepare
 from lenet1.pipeline.outputs import save_torch, write_json
 from lenet1.pipeline.sections import INPUTS, MNIST_TRAIN_SIZE
@@ -157,7 +157,7 @@ def load_split(path: Path) -> Digits:
     try:
         data = torch.load(path, weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which and how to fix it
-        raise InputError(f"{path}: not a readable split file ({err}); {REBUILD}") from None
+        raise InputError(f"{path}: not a readable split file ({load_failure(err)}); {REBUILD}") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: holds a {type(data).__name__}, not a split; {REBUILD}")
     images, labels = data.get("images"), data.get("labels")

@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from lenet1.engine import ENGINES, ExactEngine, StockEngine
-from lenet1.errors import InputError, MissingInput
+from lenet1.errors import InputError, MissingInput, load_failure
 from lenet1.architecture import LOSSES, VARIANTS
 from lenet1.model import LeNet1
 from lenet1.pipeline.outputs import save_torch
+from lenet1.pipeline.sections import INPUTS
 
 # Version 3: the engine and the architecture in the header; 2: exact numerics and the paper's Table 1 for H3;
 # 1 (unversioned): an invented H3 table.
@@ -24,10 +25,12 @@ def architecture_record(model: LeNet1) -> dict:
             for key, value in dataclasses.asdict(model.architecture).items()}
 
 
-def save_model(path: str | Path, model: LeNet1, params: dict, best_epoch: int, engine: ExactEngine | StockEngine) -> None:
-    """The weights, the train params that made them, the engine and the file format, byte-stably."""
+def save_model(path: str | Path, model: LeNet1, params: dict, best_epoch: int, engine: ExactEngine | StockEngine,
+               input_kind: str = "mnist28") -> None:
+    """The weights, the train params that made them, the engine, the file format and, unless it is MNIST's own
+    digits (as the split files, so that a default model's bytes stay), the input it was trained on; byte-stably."""
     header = {"format": MODEL_FORMAT, "engine": engine.name, "engine_version": engine.version,
-              "architecture": architecture_record(model)}
+              "architecture": architecture_record(model), **({"input": input_kind} if input_kind != "mnist28" else {})}
     save_torch(path, {**header, "state_dict": model.state_dict(), "params": params, "best_epoch": best_epoch})
 
 
@@ -36,20 +39,23 @@ def _refuse(path: Path, why: str) -> InputError:
 
 
 def load_model(path: str | Path) -> tuple[LeNet1, dict, str]:
-    """The model saved by the train stage, the train params that made it and the engine that made it."""
+    """The model saved by the train stage, the train params that made it (with "input": the split's input it
+    was trained on) and the engine that made it."""
     path = Path(path)
     try:
         saved = torch.load(path, weights_only=True)
     except FileNotFoundError:
         raise MissingInput(f"{path}: not found; run `dvc repro train` first") from None
     except Exception as err:
-        raise _refuse(path, f"not a readable model file ({err})") from None
+        raise _refuse(path, f"not a readable model file ({load_failure(err)})") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("params"), dict) or "state_dict" not in saved:
         raise _refuse(path, "not a model file written by the train stage")
     if saved.get("format") != MODEL_FORMAT:
         raise _refuse(path, f"model format {saved.get('format', 1)}, this code reads format {MODEL_FORMAT} "
                             "(the engine and architecture in its header)")
-    params, engine = saved["params"], saved.get("engine")
+    params, engine = {**saved["params"], "input": saved.get("input", "mnist28")}, saved.get("engine")
+    if params["input"] not in INPUTS:
+        raise _refuse(path, f"unknown input {params['input']!r} (expected one of {', '.join(INPUTS)})")
     if params.get("variant") not in VARIANTS:
         raise _refuse(path, f"unknown variant {params.get('variant')!r}")
     if params.get("loss") not in LOSSES:
