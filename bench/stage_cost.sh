@@ -6,7 +6,7 @@ cd "${1:-.}"
 cp params.yaml /tmp/params.keep.$$
 trap 'cp /tmp/params.keep.$$ params.yaml' EXIT  # params.yaml back even if a stage fails
 sed -i 's/^  epochs: .*/  epochs: 1/; s/^  train_subset: [0-9]*/  train_subset: 300/' params.yaml
-for stage in validate train evaluate; do
+for stage in validate train evaluate plot; do
   best=999
   for i in 1 2 3; do
     s=$(date +%s.%N); PYTHONPATH=. python -m stages.$stage >/dev/null 2>&1 || echo "$stage failed"; e=$(date +%s.%N)
