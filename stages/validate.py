@@ -12,8 +12,8 @@ import sys
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.outputs import write_atomic
-from lenet1.pipeline.params import read_params, validate
-from lenet1.pipeline.sections import DownloadParams, EvaluateParams, SplitParams, TrainParams
+from lenet1.pipeline.params import ParamsError, read_params, validate
+from lenet1.pipeline.sections import DownloadParams, EvaluateParams, SplitParams, TrainParams, across_sections
 from stages.runner import run
 
 # Every section of params.yaml (lenet1/pipeline/sections.py).
@@ -21,7 +21,9 @@ SECTIONS = {"download": DownloadParams, "split": SplitParams, "train": TrainPara
 
 
 def main() -> None:
-    validate(read_params(paths.PARAMS), SECTIONS, str(paths.PARAMS), complete=True)
+    errors = across_sections(validate(read_params(paths.PARAMS), SECTIONS, str(paths.PARAMS), complete=True))
+    if errors:
+        raise ParamsError("\n".join(f"{paths.PARAMS}: {error}" for error in errors))
     write_atomic(paths.PARAMS_OK, b"params.yaml is valid\n")
     print(f"validate: {paths.PARAMS} is valid")
 

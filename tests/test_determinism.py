@@ -10,6 +10,7 @@ One hash must come out.  The control shows that fast mode does change with the
 instruction set, so these variables do reach torch and the test can fail.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,14 @@ PINNED = {("full", "cross_entropy"): "79bb56a7831394cb974588e62e0f1d0bd1b1d0419d
 
 def test_exact_weights_are_the_pinned_bits():
     assert probe([sys.executable], 300) == PINNED
+
+
+def test_the_docs_quote_the_pinned_hashes():
+    """A user checks a new machine against docs/reproducibility.md: it must give these, not older ones."""
+    text = (ROOT / "docs" / "reproducibility.md").read_text()
+    names = {"cross_entropy": "cross-entropy", "mse": "MSE"}
+    quoted = {(variant, loss): digest for variant, loss, digest in re.findall(r"`(\w+)`/([\w-]+)\s+`([0-9a-f]{8})…`", text)}
+    assert quoted == {(variant, names[loss]): digest[:8] for (variant, loss, *rest), digest in PINNED.items() if not rest}
 
 
 def missing(tool: str) -> None:

@@ -86,3 +86,34 @@ def test_a_full_disk_names_the_output_not_the_temporary_file(tmp_path, monkeypat
     assert status == 1
     assert f"train: error: cannot read or write {tmp_path / 'train.json'}: No space left on device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no temporary file left
+
+
+def one_line_failure(result: subprocess.CompletedProcess, *words: str) -> str:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert all(word in line for word in words), line
+    return line
+
+
+@pytest.mark.parametrize("threads", ["2147483648", "20000", str(4 * os.cpu_count() + 1)])
+def test_too_many_threads_is_one_line_before_any_work(threads):
+    done = subprocess.run([sys.executable, "-m", "stages.evaluate"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "LENET1_THREADS": threads})
+    one_line_failure(done, f"LENET1_THREADS='{threads}'", f"from 1 to {4 * os.cpu_count()}")
+
+
+def test_a_python_without_the_venv_is_one_line_naming_it(tmp_path):
+    """dvc.yaml's `python` outside the venv: a Python without the pinned packages, as the README warns."""
+    subprocess.run([sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    done = subprocess.run([bare, "-m", "stages.train"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"})
+    one_line_failure(done, "stages: error:", bare, "torch", ". .venv/bin/activate")
+
+
+def test_a_training_subset_larger_than_the_training_split_stops_validate(tmp_path):
+    write_params(tmp_path, train={"train_subset": 55000}, split={"val_size": 10000})
+    done = subprocess.run([sys.executable, "-m", "stages.validate"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and "train.train_subset is 55000, more than the 50000" in done.stderr, done.stderr
+    assert not (tmp_path / "data" / "params.ok").exists()

@@ -24,6 +24,7 @@ from lenet1.errors import InputError
 COVERED_SYSTEMS = {("Linux", "x86_64"), ("Linux", "aarch64")}
 PINNED_TORCH = "2.14.1"
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+MAX_THREADS_PER_CPU = 4  # LENET1_THREADS' bound: far more threads than CPUs failed to start, or crashed OpenMP
 TRIM_NEVER = 2**31 - 1  # mallopt takes an int: the largest keeps the heap's free top for reuse
 
 
@@ -34,10 +35,11 @@ def thread_count() -> int:
     for any count, so it stays out of params.yaml, dvc.lock and the model.
     Set LENET1_THREADS=1 when running several experiments at once.
     """
-    value = os.environ.get("LENET1_THREADS", "")
+    value, most = os.environ.get("LENET1_THREADS", ""), MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
     if value:
-        if not value.isdigit() or int(value) < 1:
-            raise InputError(f"LENET1_THREADS={value!r}: expected a whole number >= 1")
+        if not value.isdigit() or not 1 <= int(value) <= most:
+            raise InputError(f"LENET1_THREADS={value!r}: expected a whole number from 1 to {most} "
+                             f"({MAX_THREADS_PER_CPU} per CPU: more only wait for each other)")
         return int(value)
     return len(os.sched_getaffinity(0))
 

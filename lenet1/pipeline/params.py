@@ -79,15 +79,16 @@ def _has_kind(value: Any, kind: str) -> bool:
     raise AssertionError(f"unknown rule kind {kind}")
 
 
-def _yaml_number_hint(value: Any) -> str:
-    # YAML 1.1 reads 1e-3 (no dot) as a string; DVC's -S writes 0.001, but a hand edit may not.
+def _number_text(value: Any) -> float | None:
+    """A finite number that YAML 1.1 (PyYAML) read as text: ``1e-05``, as DVC's -S writes 0.00001, or ``1e-5``
+    (YAML 1.1 wants a dot and a signed exponent; YAML 1.2, which DVC reads, does not).  None for anything else."""
     if not isinstance(value, str):
-        return ""
+        return None
     try:
         number = float(value)
     except ValueError:
-        return ""
-    return f" (YAML reads {value} as text: write {number!r})" if math.isfinite(number) else ""
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[str], dict[str, Any]]:
@@ -99,13 +100,14 @@ def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[
               for key in values if key not in fields]
     typed: dict[str, Any] = {}
     for key, rule in fields.items():
+        value = values.get(key)
+        if rule.kind == "float" and _number_text(value) is not None:
+            value = _number_text(value)
         if key not in values:
             errors.append(f"{source}: missing key '{name}.{key}': expected {rule.expect}")
-        elif not _has_kind(values[key], rule.kind) or not rule.check(values[key]):
-            hint = _yaml_number_hint(values[key]) if rule.kind == "float" else ""
-            errors.append(f"{source}: bad value for '{name}.{key}': got {values[key]!r}, expected {rule.expect}{hint}")
+        elif not _has_kind(value, rule.kind) or not rule.check(value):
+            errors.append(f"{source}: bad value for '{name}.{key}': got {values[key]!r}, expected {rule.expect}")
         else:
-            value = values[key]
             typed[key] = float(value) if rule.kind == "float" else tuple(value) if rule.kind == "str_list" else value
     return errors, typed
 

@@ -56,3 +56,14 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = param(integer(1, 10000))
     max_misclassified: int = param(integer(1, 1000, "digits shown in the PNG grid"))
+
+
+def across_sections(sections: dict) -> list[str]:
+    """What no single key's rule can check: limits between sections (validate's ``sections``: name -> values)."""
+    split, train = sections.get("split"), sections.get("train")
+    errors = []
+    if split and train and train.train_subset > MNIST_TRAIN_SIZE - split.val_size:
+        errors.append(f"train.train_subset is {train.train_subset}, more than the {MNIST_TRAIN_SIZE - split.val_size} "
+                      f"digits the training split holds ({MNIST_TRAIN_SIZE} - split.val_size {split.val_size}): "
+                      "lower it, or 0 for all")
+    return errors
