@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,47 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
 
     status, output = reproduce(REPRO_NOISE="not a number")  # the train stage crashes
     assert status == 1 and "**FAIL**: dvc repro --force failed" in output, output
+
+
+# A download stage that fails as an unreachable network does (OFFLINE set), and a stage after it.
+DOWNLOAD = ("python -c \"import os, sys; os.environ.get('OFFLINE') and sys.exit('network unreachable'); "
+            "os.makedirs('data/raw', exist_ok=True); open('data/raw/digits.txt', 'w').write('1 2 3')\"")
+COUNT = ("python -c \"import os; os.makedirs('metrics', exist_ok=True); "
+         "open('metrics/count.json', 'w').write(str(len(open('data/raw/digits.txt').read().split())))\"")
+
+
+def test_offline_the_check_runs_on_data_in_place_and_otherwise_cannot_run(tmp_path):
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}{os.pathsep}{path}", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+
+    def sh(*command):
+        return subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
+
+    def reproduce():
+        result = subprocess.run([sys.executable, "-m", "lenet1.tools.reproduce"], cwd=tmp_path, env=dict(env, OFFLINE="1"),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        return result.returncode, result.stdout
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "download": {"cmd": DOWNLOAD, "outs": ["data/raw"]},
+        "count": {"cmd": COUNT, "deps": ["data/raw"], "outs": [{"metrics/count.json": {"cache": False}}]},
+    }}))
+    sh("git", "init", "-q")
+    sh(str(BIN / "dvc"), "init", "-q")
+    sh(str(BIN / "dvc"), "repro")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "pipeline")
+
+    status, output = reproduce()  # the data are in place: checked by their hash, not fetched again
+    assert status == 0 and "**PASS**" in output, output
+    assert (tmp_path / "data" / "raw" / "digits.txt").read_text() == "1 2 3"  # not deleted on the way
+
+    shutil.rmtree(tmp_path / "data" / "raw")
+    status, output = reproduce()  # not in the workspace, but in DVC's cache: restored, still offline
+    assert status == 0 and "**PASS**" in output, output
+
+    shutil.rmtree(tmp_path / "data" / "raw")
+    shutil.rmtree(tmp_path / ".dvc" / "cache")
+    status, output = reproduce()  # nowhere: the check cannot run, which is not "does not reproduce"
+    assert status == 2 and "could not fetch its data (offline?)" in output and "**FAIL**" not in output, output

