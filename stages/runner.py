@@ -25,17 +25,18 @@ def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException],
 
     0 done; 2 invalid params; 1 a missing or corrupt input (``InputError``), a
     local write that failed (the path and the cause), or one of the stage's own
-    expected ``errors``; 128 + the signal's number when SIGTERM or SIGHUP stopped it (Ctrl-C's
-    KeyboardInterrupt unwinds by itself).  Anything else keeps its traceback: a bug, not a user mistake.
+    expected ``errors``; 128 + the signal's number when Ctrl-C (SIGINT), SIGTERM or SIGHUP stopped it.  Anything
+    else keeps its traceback: a bug, not a user mistake.
     """
     for kind in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(kind, _interrupt)
     try:
         main()
-    except Interrupted as err:
-        print(f"{stage}: interrupted by {err}: its temporary files are removed and nothing half-written is left",
+    except (Interrupted, KeyboardInterrupt) as err:
+        name = str(err) if isinstance(err, Interrupted) else "SIGINT"
+        print(f"{stage}: interrupted by {name}: its temporary files are removed and nothing half-written is left",
               file=sys.stderr)
-        return 128 + signal.Signals[str(err)].value
+        return 128 + signal.Signals[name].value
     except ParamsError as err:
         print(f"{stage}: error: invalid parameters:\n{err}\nFix params.yaml (or the --set-param value) and rerun.",
               file=sys.stderr)

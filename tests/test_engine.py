@@ -251,3 +251,24 @@ def test_an_epoch_in_one_call_equals_its_steps_one_by_one(variant, loss, size):
         correct += int((outputs.argmax(1) == labels[chosen]).sum())
     assert all(torch.equal(a, b) for a, b in zip(whole.parameters(), stepped.parameters()))
     assert (loss_seen, accuracy) == (total.item() / 61, correct / 61)
+
+
+def test_an_interrupt_stops_an_epoch_between_steps_not_at_its_end():
+    """Ctrl-C while an epoch's C call runs: KeyboardInterrupt at once, the weights as some step left them.
+    Were the signal handled only when the call returned, the weights would be the whole epoch's."""
+    import _thread
+    import threading
+
+    inputs, labels = batch(20000, seed=7)
+    order = torch.arange(20000)
+    whole, stopped = build_model("full", 3), build_model("full", 3)
+    engine(whole).train_epoch(inputs, labels, order, 1, 0.01, 0.0)
+    timer = threading.Timer(0.2, _thread.interrupt_main)  # as Ctrl-C: the main thread's SIGINT handler
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine(stopped).train_epoch(inputs, labels, order, 1, 0.01, 0.0)
+    timer.join()
+    assert not all(torch.equal(a, b) for a, b in zip(whole.parameters(), stopped.parameters()))
+    after = [p.detach().clone() for p in stopped.parameters()]  # the engine is usable again, from where it stopped
+    engine(stopped).train_epoch(inputs[:32], labels[:32], order[:32], 1, 0.01, 0.0)
+    assert not all(torch.equal(a, b) for a, b in zip(after, stopped.parameters()))

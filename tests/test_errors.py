@@ -1,7 +1,9 @@
 """Bad inputs end in one clear line and a non-zero exit; bugs keep their traceback; nothing half-written stays."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -9,7 +11,8 @@ from lenet1.pipeline.outputs import write_atomic, write_json
 from lenet1.pipeline.params import ParamsError, read_params, validate
 from stages.validate import SECTIONS
 from stages.runner import run
-from tests.helpers import ROOT, write_params
+from lenet1.data.split import make_splits, write_splits
+from tests.helpers import ROOT, fake_mnist, write_params
 
 
 def test_a_bug_keeps_its_traceback():
@@ -117,3 +120,27 @@ def test_a_training_subset_larger_than_the_training_split_stops_validate(tmp_pat
                           timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2 and "train.train_subset is 55000, more than the 50000" in done.stderr, done.stderr
     assert not (tmp_path / "data" / "params.ok").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_a_long_epoch_at_once_in_one_line(tmp_path, signum):
+    """An epoch at batch 1 runs in one C call; the signal stops it before its next step, not at its end."""
+    fake_mnist(tmp_path / "raw", train=40100, test=10)
+    write_splits(make_splits(tmp_path / "raw", 100, seed=0), tmp_path / "data" / "prepared")
+    write_params(tmp_path, train={"epochs": 1, "batch_size": 1})
+    stage = subprocess.Popen([sys.executable, "-m", "stages.train"], cwd=tmp_path, start_new_session=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert stage.stdout.readline().startswith("train: LeNet-1"), stage.stderr.read()  # the epoch's call begins
+        time.sleep(0.5)
+        os.killpg(stage.pid, signum)  # the whole process group, as a terminal's Ctrl-C
+        out, err = stage.communicate(timeout=60)
+    finally:
+        if stage.poll() is None:
+            os.killpg(stage.pid, signal.SIGKILL)
+    assert stage.returncode == 128 + signum and "Traceback" not in err, err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("engine: ")]  # a first compile's
+    assert lines == [f"train: interrupted by {signal.Signals(signum).name}: its temporary files "
+                     "are removed and nothing half-written is left"]
+    assert "epoch   1/1" not in out  # stopped inside the epoch, not after it
+    assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()

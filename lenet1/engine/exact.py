@@ -9,7 +9,9 @@ import ctypes
 import functools
 import math
 import platform
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -23,7 +25,7 @@ NARROW_LANES, NARROW_BELOW = 2, 4  # bench/README.md: at batch 1, 2 lanes train 
 NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
 AVX512_LANES = 16  # one AVX-512 register of floats: bench/README.md measures it
 AVX512_FLAGS = (f"-DLANES={AVX512_LANES}",)
-FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT = 1, 2, 4  # the C functions' error bits
+FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT, STOPPED = 1, 2, 4, 8  # the C functions' error bits
 SLOTS = ("h1.weight", "h1.bias", "h2.coefficient", "h2.bias", "h3.weight", "h3.bias",
          "h4.coefficient", "h4.bias", "out.weight", "out.bias")  # csrc/layers.h's W1 ... BO
 STATE_SHAPES = {"H1": (4, 24, 24), "H2": (4, 12, 12), "H3": (12, 8, 8), "H4": (12, 4, 4)}
@@ -100,6 +102,8 @@ def _check(status: int, what: str) -> None:
     if status & FAILED_LAYOUT:
         raise LayoutError(f"{what}: the C engine refused the layout (its version is {version()}, this side's {VERSION}); "
                           "nothing was computed")
+    if status & STOPPED:
+        raise KeyboardInterrupt(f"{what}: stopped between steps")
     if status & FAILED_LABEL:
         raise InputError(f"{what}: a label outside 0-9; nothing was updated")
     if status:
@@ -149,6 +153,7 @@ def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
         lib.lenet1_train.argtypes = [pointer] * 7 + [i32, i32, ctypes.c_float, pointer, ctypes.c_float, pointer,
                                                      pointer, i32]
         lib.lenet1_curvature.argtypes = [pointer] * 6 + [i32, pointer, i32]
+        lib.lenet1_stop.argtypes = [i32]
         lib.typed = True
     return lib
 
@@ -202,12 +207,32 @@ def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: tor
     rates = None if rates is None else rates.contiguous()
     logits = torch.empty(count, 10, dtype=torch.float32)
     losses = torch.empty(count, dtype=torch.float64)
-    status = library_for(batch_size).lenet1_train(
-        layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(), labels.data_ptr(),
-        None if order is None else order.data_ptr(), count, batch_size, lr, None if rates is None else rates.data_ptr(),
-        weight_decay, logits.data_ptr(), losses.data_ptr(), torch.get_num_threads())
+    lib = library_for(batch_size)
+    arguments = (layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(), labels.data_ptr(),
+                 None if order is None else order.data_ptr(), count, batch_size, lr,
+                 None if rates is None else rates.data_ptr(), weight_decay, logits.data_ptr(), losses.data_ptr(),
+                 torch.get_num_threads())  # here: torch's thread count is this thread's setting
+    status = stoppable(lib, lambda: lib.lenet1_train(*arguments))
     _check(status, "lenet1_train")
     return losses, logits
+
+
+def stoppable(lib: ctypes.CDLL, call: Callable[[], int]) -> int:
+    """``call()`` (lenet1_train) in a thread of its own, so that this one keeps handling signals: on Ctrl-C or a
+    termination signal the C loop stops before its next step (lenet1_stop) and the exception goes on, at once
+    rather than at the epoch's end."""
+    result: list[int] = []
+    lib.lenet1_stop(0)
+    worker = threading.Thread(target=lambda: result.append(call()), name="lenet1_train", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except BaseException:
+        lib.lenet1_stop(1)
+        worker.join()
+        raise
+    return result[0]
 
 
 def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

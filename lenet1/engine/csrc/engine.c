@@ -35,7 +35,7 @@
 #include "network.h"
 #include "layout.h"
 
-enum { FAILED_RESOURCES = 1, FAILED_LABEL = 2 };  /* bits of the return value (FAILED_LAYOUT: layout.h) */
+enum { FAILED_RESOURCES = 1, FAILED_LABEL = 2, STOPPED = 8 };  /* bits of the return value (FAILED_LAYOUT: layout.h) */
 enum { STATE_FLOATS = 4 * 576 + 4 * 144 + 12 * 64 + 192 };  /* H1, H2, H3, H4 per image */
 
 INLINE void fail(int *failed, int why) { __atomic_or_fetch(failed, why, __ATOMIC_RELAXED); }
@@ -113,6 +113,11 @@ CLONES static void run_groups(Job *job, int first, int stride, Group *g) {
 
 #include "threads.h"
 
+/* Set from another thread (exact.py, when Ctrl-C or a termination signal arrives): lenet1_train stops before its
+   next step, so that an epoch at batch 1 is not waited for. */
+static int stop_requested;
+void lenet1_stop(int stop) { __atomic_store_n(&stop_requested, stop, __ATOMIC_RELAXED); }
+
 /* The engine's version: lenet1/engine/exact.py records it in every model file it makes. */
 int lenet1_version(void) { return ENGINE_VERSION; }
 
@@ -132,7 +137,7 @@ int lenet1_forward(const int32_t *header, const float *squash, const int64_t *si
    ..., x[order[n - 1]], or x[0], ..., x[n - 1] without an order; the weights are updated in place, each by
    lr times its gradient, or with rates (one per weight, W1 ... BO) by lr rates[q] times it.  losses: n
    per-image losses (float64); logits: n x 10, each before its step's update.  Returns 0, or
-   FAILED_* bits, with the weights as the failing step found them. */
+   FAILED_* bits, with the weights as the failing step found them, or STOPPED (lenet1_stop) between steps. */
 int lenet1_train(const int32_t *header, const float *squash, const int64_t *sizes, float **weights, const float *x,
                  const int64_t *labels, const int64_t *order, int n, int batch_size, float lr, const float *rates,
                  float weight_decay, float *logits, double *losses, int threads) {
@@ -144,6 +149,7 @@ int lenet1_train(const int32_t *header, const float *squash, const int64_t *size
     Crew crew;
     if (grads == 0 || crew_start(&crew, threads, size)) { free(grads); return FAILED_RESOURCES; }
     for (int start = 0; start < n && status == 0; start += batch_size) {
+        if (__atomic_load_n(&stop_requested, __ATOMIC_RELAXED)) { status = STOPPED; break; }
         Job job = {.arch = &arch, .x = order ? x : x + (size_t)start * 28 * 28,
                    .labels = order ? labels : labels + start, .order = order ? order + start : 0,
                    .n = n - start < batch_size ? n - start : batch_size, .train = 1,
