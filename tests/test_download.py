@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
@@ -329,10 +330,36 @@ def test_import_from_dir_reports_missing_corrupt_and_wrong_files(tmp_path):
         download.import_mnist(supplied, tmp_path / "raw", expected=EXPECTED, log=lambda line: None)
     message = str(err.value)
     assert f"could not get 3 MNIST file(s): {TRAIN_IMAGES}, {TEST_IMAGES}, {TEST_LABELS}" in message
-    assert f"{supplied / TRAIN_IMAGES}.gz: BadGzipFile: Not a gzipped file" in message
+    assert f"{supplied / TRAIN_IMAGES}.gz: ValueError: {TRAIN_IMAGES}: not a whole gzip file" in message
     assert f"{TEST_IMAGES}: SHA-256 mismatch: expected {EXPECTED[TEST_IMAGES]}" in message
     assert f"{TEST_LABELS}: neither {TEST_LABELS} nor {TEST_LABELS}.gz is in {supplied}" in message
     assert contents(tmp_path / "raw") == {TRAIN_LABELS: FILES[TRAIN_LABELS]}
+
+
+IMPORT_WITHIN_1GB = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))  # the process may not take 1 GB: a bomb must not be inflated
+from lenet1.data import download
+from tests.test_download import EXPECTED
+try:
+    download.import_mnist(sys.argv[1], sys.argv[2], expected=EXPECTED, log=lambda line: None)
+except download.DownloadError as err:
+    print(err)
+"""
+
+
+def test_a_gzip_bomb_or_an_oversized_file_is_refused_before_it_fills_memory(tmp_path):
+    supplied = tmp_path / "supplied"
+    supplied.mkdir()
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)  # 2 GB of zeros as a 2 MB gzip file, for a 47 MB file
+    (supplied / f"{TRAIN_IMAGES}.gz").write_bytes(b"".join(bomb.compress(bytes(2**20)) for _ in range(2048)) + bomb.flush())
+    with open(supplied / TEST_LABELS, "wb") as big:
+        big.truncate(2**31)  # sparse: 2 GB named as the 10,008-byte test labels
+    done = subprocess.run([sys.executable, "-c", IMPORT_WITHIN_1GB, str(supplied), str(tmp_path / "raw")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "MemoryError" not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert f"{TRAIN_IMAGES}: decompresses to more than its 47,040,016 bytes: not the MNIST file" in done.stdout
+    assert f"{supplied / TEST_LABELS}: ValueError: 2,147,483,648 bytes, more than the MNIST file's 10,008" in done.stdout
 
 
 # ---------------------------------------------------------------- the stage script

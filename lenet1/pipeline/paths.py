@@ -17,6 +17,8 @@ RAW_SHA256 = {
     TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# Their sizes in bytes: a gzip file or a download that would give more is refused before it is decompressed whole.
+RAW_SIZES = {TRAIN_IMAGES: 47_040_016, TRAIN_LABELS: 60_008, TEST_IMAGES: 7_840_016, TEST_LABELS: 10_008}
 PREPARED_DIR = Path("data/prepared")
 MODEL = Path("models/lenet1.pt")
 TRAIN_METRICS = Path("metrics/train.json")
