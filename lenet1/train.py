@@ -17,6 +17,7 @@ import torch
 from lenet1 import curvature
 from lenet1.engine import ExactEngine, StockEngine, make_engine
 from lenet1.errors import InputError
+from lenet1.loss import GUESS
 from lenet1.model import LeNet1, build_model
 from lenet1.pipeline.sections import SCHEDULES, TrainParams
 
@@ -25,7 +26,10 @@ Engine = ExactEngine | StockEngine
 
 
 class TrainingDiverged(InputError):
-    """The loss became infinite or NaN: the learning rate is too high for this run."""
+    """The loss became infinite, NaN or absurd: the learning rate is too high for this run."""
+
+
+DIVERGED = 100  # an epoch's mean loss this many times a guess's (loss.GUESS) is divergence, not learning
 
 
 @dataclass
@@ -99,8 +103,11 @@ def sgd_epochs(params: TrainParams, train: Split,
             more = {"rate_min": every.min().item(), "rate_max": every.max().item()}
         train_loss, train_acc = engine.train_epoch(train.inputs, train.labels, order, params.batch_size, lr,
                                                    params.weight_decay, weight_rates)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss}; lower train.lr (now {params.lr})")
+        if not math.isfinite(train_loss) or train_loss > DIVERGED * GUESS[params.loss]:
+            way_out = f"lower train.lr (now {params.lr})" + (f" or raise train.mu (now {params.mu})"
+                                                                if params.optimizer == "sdlm" else "")
+            absurd = f", more than {DIVERGED} times a guess's ({GUESS[params.loss]:.3g})" if math.isfinite(train_loss) else ""
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss:.4g}{absurd}; {way_out}")
         yield epoch, lr, train_loss, train_acc, more
 
 
@@ -112,6 +119,9 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     """
     model = build_model(params.variant, params.seed, params.init)
     engine = engine_for(params, model, train)
+    if params.optimizer == "sdlm" and params.batch_size > 1:
+        log(f"train: note: SDLM is defined per pattern (batch 1); at batch {params.batch_size} each step scales the "
+            "batch's mean gradient by lr / (mu + h_kk) (docs/paper-training.md)")
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
     started = epoch_started = time.perf_counter()

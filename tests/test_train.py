@@ -56,6 +56,25 @@ def test_diverging_training_stops_with_an_error_naming_the_lr():
         fit(train_params(lr=1e38, deterministic=False), train, val, log=lambda line: None)
 
 
+@pytest.mark.parametrize("optimizer, way_out", [("sgd", r"lower train.lr \(now 100.0\)$"),
+                                                ("sdlm", r"lower train.lr \(now 100.0\) or raise train.mu \(now 0.0001\)")])
+def test_a_finite_but_absurd_loss_is_divergence_not_a_result(optimizer, way_out):
+    train, val = tiny_split(64, 0), tiny_split(32, 1)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1: the loss is [\d.e+]+, more than 100 times a guess's \(2.3\); "
+                                               + way_out):
+        fit(train_params(lr=100.0, mu=0.0001, optimizer=optimizer, batch_size=1), train, val, log=lambda line: None)
+
+
+def test_sdlm_above_batch_1_says_what_it_computes():
+    train, val = tiny_split(64, 0), tiny_split(32, 1)
+    lines: list[str] = []
+    fit(train_params(optimizer="sdlm", batch_size=16, epochs=1, lr=0.001), train, val, log=lines.append)
+    assert lines[0].startswith("train: note: SDLM is defined per pattern (batch 1); at batch 16")
+    lines.clear()
+    fit(train_params(optimizer="sdlm", batch_size=1, epochs=1, lr=0.001), train, val, log=lines.append)
+    assert not lines[0].startswith("train: note")
+
+
 def test_same_seeds_give_identical_weights_and_other_seeds_differ():
     train, val = tiny_split(64, 0), tiny_split(32, 1)
     first = fit(train_params(), train, val, log=lambda line: None)
