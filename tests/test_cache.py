@@ -19,7 +19,11 @@ def load(cache, **env):
 
 
 def test_a_truncated_library_is_rebuilt_not_loaded(tmp_path):
-    assert load(tmp_path).returncode == 0
+    first = load(tmp_path)
+    assert first.returncode == 0
+    said = first.stderr.splitlines()  # a first compile takes seconds: it says so, and how long it took
+    assert said[0].startswith("engine: compiling the exact engine") and said[-1].startswith("engine: compiled in "), said
+    assert load(tmp_path).stderr == ""  # cached: nothing to say
     [built] = tmp_path.glob("engine-*.so")
     size = built.stat().st_size
     os.truncate(built, 30000)  # loading this crashed every later run with a bus error (exit 135)
@@ -76,8 +80,9 @@ def test_a_hanging_compiler_is_ended_with_its_children_in_one_line(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "LENET1_CACHE": str(tmp_path / "cache"), "CC": str(hung)})
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    [line] = result.stderr.strip().splitlines()
-    assert "did not finish within 2 s" in line and "set CC" in line, line
+    said, line = result.stderr.strip().splitlines()  # what it started, then why it stopped
+    assert said.startswith("engine: compiling the exact engine"), said
+    assert line.startswith("train: error: ") and "did not finish within 2 s" in line and "set CC" in line, line
     child = (tmp_path / "child").read_text().strip()
     assert ended(int(child))  # the compiler's own child ended with it
     assert not list((tmp_path / "cache").glob("engine-*"))

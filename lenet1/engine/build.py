@@ -7,6 +7,7 @@ loaded (loading a truncated shared library can kill the process with a bus error
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -21,6 +22,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 from lenet1.errors import InputError
 
@@ -93,16 +95,21 @@ def library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
 
 def prepare(flag_sets: list[tuple[str, ...]]) -> None:
     """Compile those of these builds (each with EXTRA_FLAGS) that the cache lacks, side by side, one compiler per
-    CPU, saying so: a first run on a new machine waits for the slowest build, not for their sum."""
+    CPU: a first run on a new machine waits for the slowest build, not for their sum."""
     missing = [flags for flags in dict.fromkeys((*EXTRA_FLAGS, *flags) for flags in flag_sets)
                if not _verified(_planned(flags)[2])]
-    if not missing:
-        return
-    print(f"engine: compiling the exact engine for this machine ({len(missing)} builds, once: cached in "
-          f"{cache_dir()})", file=sys.stderr, flush=True)
+    if missing:
+        with _announced(len(missing)), ThreadPoolExecutor(min(len(missing), len(os.sched_getaffinity(0)))) as pool:
+            list(pool.map(_ensure, missing))
+
+
+@contextlib.contextmanager
+def _announced(builds: int) -> Iterator[None]:
+    """A first compile takes seconds: say so, and how long it took."""
+    print(f"engine: compiling the exact engine for this machine ({builds} build{'s' * (builds > 1)}, once: cached "
+          f"in {cache_dir()})", file=sys.stderr, flush=True)
     start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=min(len(missing), len(os.sched_getaffinity(0)))) as pool:
-        list(pool.map(build, missing))
+    yield
     print(f"engine: compiled in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 
 
@@ -118,14 +125,29 @@ def _planned(extra_flags: tuple[str, ...]) -> tuple[list[str], tuple[str, ...], 
 
 @functools.cache
 def build(extra_flags: tuple[str, ...]) -> ctypes.CDLL:
+    path = _planned(extra_flags)[2]
+    if not _verified(path):
+        with _announced(1):
+            _ensure(extra_flags)
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as err:
+        raise _unusable_cache(err) from None
+
+
+def _ensure(extra_flags: tuple[str, ...]) -> None:
+    """The build in the cache, compiled unless it is there whole."""
     command, flags, path = _planned(extra_flags)
     try:
         if not _verified(path):
             _compile(command, flags, path)
-        return ctypes.CDLL(str(path))
     except OSError as err:
-        raise CompilerError(f"the exact engine's library in the cache {cache_dir()} cannot be built or loaded ({err}): "
-                            "check that the folder is writable, or point LENET1_CACHE at another") from None
+        raise _unusable_cache(err) from None
+
+
+def _unusable_cache(err: OSError) -> CompilerError:
+    return CompilerError(f"the exact engine's library in the cache {cache_dir()} cannot be built or loaded ({err}): "
+                         "check that the folder is writable, or point LENET1_CACHE at another")
 
 
 def _digest(path: Path) -> str:
