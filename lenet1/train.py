@@ -112,7 +112,8 @@ def sgd_epochs(params: TrainParams, train: Split,
 
 
 def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 1000, log: Log = print) -> TrainResult:
-    """Train for ``params.epochs``; keep the weights with the best validation accuracy.
+    """Train for ``params.epochs``; keep the weights with the best validation accuracy, or without validation
+    digits (``split.val_size: 0``) the last epoch's.
 
     ``params`` is the validated ``train`` section of params.yaml.  The test set
     never enters here: model selection uses the validation split only.
@@ -122,23 +123,26 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     if params.optimizer == "sdlm" and params.batch_size > 1:
         log(f"train: note: SDLM is defined per pattern (batch 1); at batch {params.batch_size} each step scales the "
             "batch's mean gradient by lr / (mu + h_kk) (docs/paper-training.md)")
+    validating = len(val.labels) > 0
+    if not validating:
+        log("train: no validation digits (split.val_size: 0): the model kept is the last epoch's")
     best_state, best_epoch, best_accuracy = None, 0, -1.0
     history = []
     started = epoch_started = time.perf_counter()
     for epoch, lr, train_loss, train_acc, more in sgd_epochs(params, train, engine):
-        outputs, val_loss = engine.evaluate(val.inputs, val.labels, eval_batch_size)
-        val_acc = (outputs.argmax(1) == val.labels).float().mean().item()
-        seconds = time.perf_counter() - epoch_started
-        history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc, "val_loss": val_loss,
-                        "val_accuracy": val_acc, **more})
-        improved = val_acc > best_accuracy
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc}
+        if validating:
+            outputs, val_loss = engine.evaluate(val.inputs, val.labels, eval_batch_size)
+            row.update(val_loss=val_loss, val_accuracy=(outputs.argmax(1) == val.labels).float().mean().item())
+        history.append({**row, **more})
+        improved = row["val_accuracy"] > best_accuracy if validating else epoch == params.epochs
         if improved:
-            best_state, best_epoch, best_accuracy = copy.deepcopy(model.state_dict()), epoch, val_acc
-        log(
-            f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}  "
-            f"val loss {val_loss:.4f} acc {val_acc:.2%}  {seconds:.1f}s{'  *best' if improved else ''}"
-            + (f"  rates {more['rate_min']:.2g}-{more['rate_max']:.2g}" if more else "")
-        )
+            best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+            best_accuracy = row.get("val_accuracy", best_accuracy)
+        checked = f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}" if validating else ""
+        log(f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}{checked}  "
+            f"{time.perf_counter() - epoch_started:.1f}s{'  *best' if improved and validating else ''}"
+            + (f"  rates {more['rate_min']:.2g}-{more['rate_max']:.2g}" if more else ""))
         epoch_started = time.perf_counter()
     model.load_state_dict(best_state)
     return TrainResult(model, engine, best_epoch, history, time.perf_counter() - started)

@@ -27,7 +27,7 @@ def main() -> None:
     images, labels, kind = load_split(paths.PREPARED_DIR / "train.pt")
     images, labels = first_digits(images, labels, config.train_subset)
     train = Split(to_inputs(images, kind), labels)
-    val_images, val_labels, kind = load_split(paths.PREPARED_DIR / "val.pt")
+    val_images, val_labels, kind = load_split(paths.PREPARED_DIR / "val.pt", may_be_empty=True)
     val = Split(to_inputs(val_images, kind), val_labels)
     print(f"train: LeNet-1 '{config.variant}' on {len(labels)} digits, {config.epochs} epochs, "
           f"batch {config.batch_size}, lr {config.lr} ({config.schedule}), "
@@ -37,16 +37,17 @@ def main() -> None:
     save_model(paths.MODEL, result.model, asdict(config), result.best_epoch, result.engine, kind)
     write_csv(paths.HISTORY, result.history)
     write_json(paths.PLATFORM, platform_record(config.deterministic, threads))
+    validated = "val_accuracy" in best  # split.val_size: 0 leaves none, and the last epoch is kept
     write_json(paths.TRAIN_METRICS, {
         "best_epoch": result.best_epoch,
-        "val_accuracy": best["val_accuracy"],
-        "val_loss": best["val_loss"],
+        **({"val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"]} if validated else {"selected": "last epoch"}),
         "train_accuracy": best["train_accuracy"],
         "train_loss": best["train_loss"],
         "parameters": count_parameters(result.model),
     })
-    print(f"train: best validation accuracy {best['val_accuracy']:.2%} at epoch {result.best_epoch}; "
-          f"{result.seconds:.1f}s training; wrote {paths.MODEL}", flush=True)
+    kept = (f"best validation accuracy {best['val_accuracy']:.2%} at epoch {result.best_epoch}" if validated
+            else f"no validation split: kept the last epoch, {result.best_epoch}")
+    print(f"train: {kept}; {result.seconds:.1f}s training; wrote {paths.MODEL}", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_the_code_implements_every_choice_the_schema_allows():
         ("train", "mu", 0, "train.mu"),
         ("train", "mu", -0.02, "train.mu"),
         ("split", "input", "bogus", "split.input"),
-        ("split", "val_size", 0, "split.val_size"),
+        ("split", "val_size", -1, "split.val_size"),
         ("split", "val_size", 60000, "split.val_size"),
         ("split", "val_size", 100.5, "split.val_size"),
         ("download", "sources", ["mirrors", "ftp"], "download.sources"),

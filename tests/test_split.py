@@ -1,4 +1,7 @@
 import hashlib
+import os
+import subprocess
+import sys
 import json
 
 import numpy as np
@@ -7,8 +10,9 @@ import torch
 
 from lenet1.data.split import MNIST_MEAN, MNIST_STD, load_split, to_inputs
 from lenet1.errors import InputError
+from lenet1.data.inputs import prepare as make_inputs
 from lenet1.data.split import class_quotas, first_digits, make_splits, stratified_indices, write_splits
-from tests.helpers import fake_mnist, run_stage, write_params
+from tests.helpers import ROOT, fake_mnist, run_stage, shared_dir, write_params
 
 
 def digests(directory):
@@ -56,7 +60,7 @@ def test_bad_val_size_is_rejected():
         stratified_indices(np.arange(100) % 10, 100, 0)
 
 
-@pytest.mark.parametrize("val_size", [0, 60000, 2.5])
+@pytest.mark.parametrize("val_size", [-1, 60000, 2.5])
 def test_split_stage_rejects_bad_params_before_writing(tmp_path, val_size):
     fake_mnist(tmp_path / "data" / "raw")
     write_params(tmp_path, split={"val_size": val_size})
@@ -183,3 +187,63 @@ def test_inputs_are_the_written_arithmetic_on_a_copy(kind):
     floats = images.float()
     to_inputs(floats, kind)
     assert torch.equal(floats, images.float())  # the caller's tensor is left as it was
+
+
+def test_no_validation_digits_trains_on_all_and_keeps_the_last_epoch(tmp_path):
+    """split.val_size: 0, as the 1998 paper trained on all 60,000 digits: an empty val.pt, and train keeps the
+    last epoch and says so in its log and metrics/train.json."""
+    fake_mnist(tmp_path / "data" / "raw", train=300, test=50)
+    write_params(tmp_path, split={"val_size": 0}, train={"epochs": 2})
+    splits = make_splits(tmp_path / "data" / "raw", 0, seed=0)
+    assert [len(labels) for _, labels in splits.values()] == [300, 0, 50]
+    write_splits(splits, tmp_path / "data" / "prepared")
+    result = run_stage("train", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no validation digits (split.val_size: 0): the model kept is the last epoch's" in result.stdout
+    assert "no validation split: kept the last epoch, 2" in result.stdout
+    metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())
+    assert metrics["best_epoch"] == 2 and metrics["selected"] == "last epoch" and "val_accuracy" not in metrics
+    assert (tmp_path / "plots" / "train_history.csv").read_text().splitlines()[0] == "epoch,lr,train_loss,train_accuracy"
+    assert run_stage("evaluate", tmp_path).returncode == 0
+
+
+PREPARE_HASHES = """
+import gzip, hashlib, json, sys
+from lenet1.data import idx
+from lenet1.data.inputs import prepare
+from lenet1.pipeline.sections import INPUTS
+images = idx.read_images(gzip.decompress(open(sys.argv[1], "rb").read()))[:300]
+print(json.dumps({kind: hashlib.sha256(prepare(images, kind).tobytes()).hexdigest() for kind in INPUTS}))
+"""
+
+
+@pytest.mark.slow
+def test_every_input_reading_has_the_same_bytes_on_emulated_arm64():
+    """Pillow's filters on 8-bit images: fixed-point sums, but Lanczos' weights come from libm's sin."""
+    from tests.test_figures import ARM64, FIGURE_WHEELS  # the arm64 Python, with Pillow beside matplotlib
+
+    if not (ARM64 / "python").exists() or not (FIGURE_WHEELS / "PIL").exists():
+        message = f"the arm64 environment {ARM64} with Pillow in {FIGURE_WHEELS} (.ci/run installs both)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} is missing")
+        pytest.skip(f"{message} is missing")
+    digits = str(shared_dir() / "mnist-canonical" / "t10k-images-idx3-ubyte.gz")
+    native = subprocess.run([sys.executable, "-c", PREPARE_HASHES, digits], cwd=ROOT, capture_output=True, text=True)
+    arm64 = subprocess.run([str(ARM64 / "python"), "-c", PREPARE_HASHES, digits], cwd=ROOT, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{FIGURE_WHEELS}"}, timeout=600)
+    assert native.returncode == 0 and arm64.returncode == 0, native.stderr + arm64.stderr
+    assert json.loads(arm64.stdout) == json.loads(native.stdout)
+
+
+def test_the_scaled_readings_keep_mnists_centre_of_mass_and_shrink_its_box():
+    images = (np.random.default_rng(0).random((1, 28, 28)) > 2).astype(np.uint8)  # blank
+    images[0, 4:24, 10:18] = 255  # a 20-row, 8-column stroke, centred at (13.5, 13.5) as MNIST centres by mass
+    rows, cols = np.indices((28, 28))
+    for kind in ("scaled16-area", "scaled16-bilinear", "scaled16-lanczos"):
+        [digit] = make_inputs(images, kind)
+        weights = digit.astype(np.float64)
+        centre = ((rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum())
+        assert np.allclose(centre, (13.5, 13.5), atol=0.5), (kind, centre)
+        assert 15 <= np.flatnonzero((digit > 64).any(1)).size <= 17, kind  # the 20-pixel box becomes 16
+    inputs = to_inputs(torch.from_numpy(make_inputs(images, "scaled16-area")), "scaled16-area")
+    assert inputs.min() == -1.0 and inputs.max() <= 1.0  # in [-1, 1], paper as -1, as paper16

@@ -1,11 +1,18 @@
-"""The two inputs a split can prepare: MNIST's own 28x28 digits, or the paper's 16x16 digits.
+"""The inputs a split can prepare: MNIST's own 28x28 digits, or a reading of the paper's 16x16 digits.
 
-LeCun et al. (1990) fed the network "a 16 by 16 normalized image" centred in
-a 28x28 plane, values in [-1, 1].  ``paper16`` rebuilds that from MNIST: each
-digit's bounding box scaled to fit 16x16 with its aspect kept (Pillow's
-bilinear filter, which averages when shrinking, so anti-aliased; integer
-arithmetic on 8-bit images, so the same bytes everywhere), centred in 28x28.
-It stays uint8 on disk; ``lenet1.data.split.to_inputs`` maps it to [-1, 1], background -1.
+LeCun et al. (1990) fed the network "a 16 by 16 normalized image" centred in a 28x28 plane, values in
+[-1, 1]; the 1998 comparison says LeNet-1's digits were "down-sampled to 16x16 pixels and centered in the 28x28
+input layer", and no more.  Two readings of that, rebuilt from MNIST (whose digits fit a 20x20 box, centred by
+their centre of mass in 28x28):
+
+- ``paper16``: each digit's bounding box scaled to fit 16x16 with its aspect kept (Pillow's bilinear filter,
+  which averages when shrinking), centred in 28x28 by its box;
+- ``scaled16-<filter>``: MNIST's whole 28x28 digit scaled to 22x22 (by 0.79: the 20x20 box becomes about
+  16x16) with the named filter (area: the mean of the pixels each new one covers; bilinear; Lanczos), centred in
+  28x28, so the centre of mass stays where MNIST put it.
+
+Integer arithmetic on 8-bit images, so the same bytes everywhere.  Stored as uint8; ``lenet1.data.split.to_inputs``
+maps every 16x16 reading to [-1, 1], background -1.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ def to_paper16(image: np.ndarray) -> np.ndarray:
     height, width = box.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    from PIL import Image  # here: only paper16 needs Pillow, and the train stage and the probes import this module too
+    from PIL import Image  # here: only the 16x16 readings need Pillow, and the train stage and the probes import this module too
 
     scaled = np.asarray(Image.fromarray(box).resize(size, Image.Resampling.BILINEAR))
     top, left = (PLANE - scaled.shape[0]) // 2, (PLANE - scaled.shape[1]) // 2
@@ -35,10 +42,29 @@ def to_paper16(image: np.ndarray) -> np.ndarray:
     return plane
 
 
+SCALED = 22  # the whole 28x28 digit scaled to this: MNIST's 20x20 box to 20 * 22 / 28 = 15.7
+
+
+def to_scaled16(image: np.ndarray, resample: int) -> np.ndarray:
+    """One uint8 28x28 MNIST digit scaled as a whole to SCALED x SCALED with ``resample``, centred in 28x28."""
+    from PIL import Image
+
+    plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
+    start = (PLANE - SCALED) // 2
+    plane[start:start + SCALED, start:start + SCALED] = Image.fromarray(image).resize((SCALED, SCALED), resample)
+    return plane
+
+
 def prepare(images: np.ndarray, kind: str) -> np.ndarray:
     """The images of one split as input ``kind`` (see INPUTS)."""
+    from PIL import Image
+
+    filters = {"scaled16-area": Image.Resampling.BOX, "scaled16-bilinear": Image.Resampling.BILINEAR,
+               "scaled16-lanczos": Image.Resampling.LANCZOS}
     if kind == "mnist28":
         return images
     if kind == "paper16":
         return np.stack([to_paper16(image) for image in images]) if len(images) else images
+    if kind in filters:
+        return np.stack([to_scaled16(image, filters[kind]) for image in images]) if len(images) else images
     raise ValueError(f"unknown input {kind!r}: expected one of {', '.join(INPUTS)}")

