@@ -179,3 +179,16 @@ def test_history_adds_this_commits_groups_and_keeps_the_others(tmp_path, monkeyp
     assert [(g["commit"][0], g["n"]) for g in groups] == [("a", 2), ("b", 1)]  # a's group replaced, b's kept
     table = history.with_suffix(".md").read_text()
     assert "| default | aaaaaaa | 2 | 99.05%" in table and "| default | bbbbbbb | 1 | 97.00%" in table
+
+
+def test_groups_report_the_mean_training_accuracy_of_the_kept_epochs():
+    """Whether the network fits its input better than it generalises (issue: the paper's number)."""
+    runs = [exp(f"{seed}" * 40, f"e{seed}", 0.98, 200, seed=seed) for seed in (2, 3)]
+    for run, trained in zip(runs, (0.97, 0.99)):
+        run["revs"][0]["data"]["metrics"]["metrics/train.json"] = {"data": {"train_accuracy": trained}}
+    [group] = summarise(collect(show(runs))[0])
+    assert group["mean_train_accuracy"] == pytest.approx(0.98)
+    assert markdown([group]).splitlines()[2].endswith("| 98.00% |")
+    del runs[0]["revs"][0]["data"]["metrics"]["metrics/train.json"], runs[1]["revs"][0]["data"]["metrics"]["metrics/train.json"]
+    [group] = summarise(collect(show(runs))[0])
+    assert group["mean_train_accuracy"] is None and markdown([group]).splitlines()[2].endswith("| – |")

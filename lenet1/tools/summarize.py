@@ -69,6 +69,7 @@ def collect(show: list[dict]) -> tuple[list[dict], list[dict]]:
                 "params": {k: v for k, v in params.items() if k not in SEED_KEYS and base_params.get(k) != v},
                 "seed_params": {k: params[k] for k in SEED_KEYS if k in params},
                 "accuracy": metrics["accuracy"], "errors": metrics["errors"],
+                "train_accuracy": _file_data(state_row["data"], "metrics", str(paths.TRAIN_METRICS)).get("train_accuracy"),
                 "platform": _file_data(state_row["data"], "metrics", str(paths.PLATFORM)) or None,
             })
     return _unique(runs), unfinished
@@ -108,8 +109,10 @@ def summarise(runs: list[dict]) -> list[dict]:
     for (commit, name), members in groups.items():
         members.sort(key=lambda run: json.dumps(run["seed_params"], sort_keys=True))
         accuracy = describe([run["accuracy"] for run in members])
+        trained = [run["train_accuracy"] for run in members if run.get("train_accuracy") is not None]
         summary.append({"name": name, "commit": commit, "params": members[0]["params"], **accuracy,
                         "mean_errors": sum(run["errors"] for run in members) / len(members),
+                        "mean_train_accuracy": sum(trained) / len(trained) if trained else None,
                         "runs": [{k: run[k] for k in ("experiment", "rev", "commit", "seed_params", "accuracy", "errors",
                                                      "platform")}
                                  for run in members]})
@@ -117,13 +120,14 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def markdown(groups: list[dict]) -> str:
-    lines = ["| group | commit | n | mean test accuracy | std | 95% CI | min – max | mean errors |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| group | commit | n | mean test accuracy | std | 95% CI | min – max | mean errors | mean training accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for g in groups:
         std = f"{g['std']:.2%}" if g["std"] is not None else "–"
         ci = f"[{g['ci95'][0]:.2%}, {g['ci95'][1]:.2%}]" if g["ci95"] else "– (n = 1)"
+        trained = f"{g['mean_train_accuracy']:.2%}" if g.get("mean_train_accuracy") is not None else "–"
         lines.append(f"| {g['name']} | {g['commit'][:7]} | {g['n']} | {g['mean']:.2%} | {std} | {ci} | "
-                     f"{g['min']:.2%} – {g['max']:.2%} | {g['mean_errors']:.1f} |")
+                     f"{g['min']:.2%} – {g['max']:.2%} | {g['mean_errors']:.1f} | {trained} |")
     return "\n".join(lines)
 
 
