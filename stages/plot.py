@@ -17,7 +17,8 @@ def read(path: Path) -> Any:
         if path.suffix == ".json":
             return json.loads(text)
         rows = list(csv.DictReader(text.splitlines()))
-        return [{key: float(value) if "." in value else int(value) for key, value in row.items()} for row in rows]
+        return [{key: float(value) if any(c in value for c in ".eEn") else int(value) for key, value in row.items()}
+                for row in rows]  # floats as write_csv writes them: 0.25, 8e-06, nan
     except FileNotFoundError:
         raise InputError(f"{path} is missing: run `dvc repro` (the train and evaluate stages write it)") from None
     except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as err:

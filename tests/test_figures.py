@@ -62,9 +62,9 @@ def write_inputs(folder: Path) -> None:
     data = made_up_data()
     (folder / "plots").mkdir()
     (folder / "data" / "figures").mkdir(parents=True)
-    (folder / "plots" / "train_history.csv").write_text(
-        "epoch,train_loss,train_accuracy\n" + "".join(f"{r['epoch']},{r['train_loss']},{r['train_accuracy']}\n"
-                                                     for r in data["history"]))  # no validation split
+    (folder / "plots" / "train_history.csv").write_text(  # no validation split; SDLM's rates, some as 8e-06
+        "epoch,train_loss,train_accuracy,rate_min\n" + "".join(f"{r['epoch']},{r['train_loss']},{r['train_accuracy']},8e-06\n"
+                                                              for r in data["history"]))
     (folder / "plots" / "test_predictions.csv").write_text(
         "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(data["actual"], data["predicted"])))
     (folder / "data" / "figures" / "unit_states.json").write_text(json.dumps(data["states"]))
