@@ -96,6 +96,16 @@ EVALUATE = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
             "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
 
 
+def committed_pipeline(folder: Path, sh, stages: dict) -> None:
+    """A git repository in ``folder`` holding a DVC pipeline of ``stages``, reproduced and committed."""
+    (folder / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    sh("git", "init", "-q")
+    sh(str(BIN / "dvc"), "init", "-q")
+    sh(str(BIN / "dvc"), "repro")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "pipeline")
+
+
 def test_reproduce_on_a_tiny_pipeline(tmp_path):
     # As in CI, the venv is not activated: the stages' `python` must still be the venv's.
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
@@ -114,17 +124,12 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
         return result.returncode, result.stdout
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": {"n": 5}, "train": {"scale": 2}}))
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+    committed_pipeline(tmp_path, sh, {
         "prepare": {"cmd": PREPARE, "params": ["prepare"], "outs": ["data/numbers.txt"]},
         "train": {"cmd": TRAIN, "deps": ["data/numbers.txt"], "params": ["train"],
                   "outs": ["models/lenet1.pt"], "metrics": [{"metrics/train.json": {"cache": False}}]},
         "evaluate": {"cmd": EVALUATE, "deps": ["models/lenet1.pt"], "outs": [{"plots/curve.csv": {"cache": False}}]},
-    }}))
-    sh("git", "init", "-q")
-    sh(str(BIN / "dvc"), "init", "-q")
-    sh(str(BIN / "dvc"), "repro")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "pipeline")
+    })
 
     status, output = reproduce("--report", "report.md")
     assert status == 0 and "**PASS**: every stage reproduced dvc.lock bit for bit" in output, output
@@ -195,15 +200,10 @@ def test_offline_the_check_runs_on_data_in_place_and_otherwise_cannot_run(tmp_pa
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
         return result.returncode, result.stdout
 
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+    committed_pipeline(tmp_path, sh, {
         "download": {"cmd": DOWNLOAD, "outs": ["data/raw"]},
         "count": {"cmd": COUNT, "deps": ["data/raw"], "outs": [{"metrics/count.json": {"cache": False}}]},
-    }}))
-    sh("git", "init", "-q")
-    sh(str(BIN / "dvc"), "init", "-q")
-    sh(str(BIN / "dvc"), "repro")
-    sh("git", "add", "-A")
-    sh("git", "commit", "-qm", "pipeline")
+    })
 
     status, output = reproduce()  # the data are in place: checked by their hash, not fetched again
     assert status == 0 and "**PASS**" in output, output
