@@ -1,9 +1,9 @@
 """The pipeline's pictures, drawn with matplotlib (Agg) from the data files the earlier stages write.
 
 Byte-stable: the same data give the same PNG bytes on every machine the bit-exact promise covers.  So the
-PNGs carry no software or date (``metadata``), text uses matplotlib's bundled DejaVu Sans with its own
-hinting, and every drawing is the same on x86-64 and arm64 (tests/test_figures.py compares them under
-emulation).  No torch here: the plot stage reads numbers, not models.
+PNGs carry no software or date (``metadata``), text is matplotlib's bundled DejaVu Sans drawn by the FreeType
+in its pinned wheel, and every drawing is the same on x86-64 and arm64 (tests/test_figures.py compares them
+under emulation).  No torch here: the plot stage reads numbers, not models.
 """
 from __future__ import annotations
 
