@@ -50,6 +50,14 @@ def grid(ax: plt.Axes, images: np.ndarray, per_row: int, limits: tuple[float, fl
     ax.set_axis_off()
 
 
+def output_bars(ax: plt.Axes, outputs: list[float]) -> None:
+    """The ten outputs as bars, 0 at the top, the prediction (argmax's first) in red."""
+    predicted = int(np.argmax(outputs))
+    ax.barh(range(10), outputs, color=["C3" if index == predicted else "C0" for index in range(10)])
+    ax.set_yticks(range(10))
+    ax.invert_yaxis()
+
+
 def learning_curves(history: list[dict[str, float]], path: Path) -> None:
     """Loss and accuracy per epoch, training beside validation (the split has none when ``split.val_size`` is 0)."""
     epochs = [row["epoch"] for row in history]
@@ -123,11 +131,7 @@ def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
                 ax.set_title(f"{layer}: {len(maps)} maps {maps.shape[1]}x{maps.shape[2]}")
             for ax in row[:-1]:
                 ax.set_axis_off()
-            outputs = digit["output"]
-            colours = ["C3" if index == int(np.argmax(outputs)) else "C0" for index in range(10)]
-            row[-1].barh(range(10), outputs, color=colours)
-            row[-1].set_yticks(range(10))
-            row[-1].invert_yaxis()
+            output_bars(row[-1], digit["output"])
             row[-1].axvline(0, color="black", linewidth=0.8)
             row[-1].set_title("outputs")
         save(figure, path)
@@ -142,8 +146,6 @@ def predictions(rows: list[dict[str, Any]], digits: np.ndarray, path: Path) -> N
             picture.imshow(digit, cmap="gray_r", vmin=0, vmax=255)
             picture.set_title(Path(row["image"]).name)
             picture.set_axis_off()
-            bars.barh(range(10), row["outputs"], color=["C3" if d == row["digit"] else "C0" for d in range(10)])
-            bars.set_yticks(range(10))
-            bars.invert_yaxis()
+            output_bars(bars, row["outputs"])
             bars.set_title(f"predicted {row['digit']}")
         save(figure, path)

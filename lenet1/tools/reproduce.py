@@ -8,8 +8,8 @@ The tree must be clean (the run rewrites dvc.lock and the outputs, and leaves
 them for inspection: `git checkout dvc.lock metrics plots && dvc checkout`
 restores HEAD's).  First, every file git holds that HEAD's dvc.lock records (the
 `cache: false` metrics and plots, the code) must be what the lock says (`dvc status`):
-a committed output edited by hand fails before anything runs.  Then every stage reruns; the new dvc.lock is then compared with
-HEAD's entry by entry, and each changed stage entry (output, dependency,
+a committed output edited by hand fails before anything runs.  Then every stage
+reruns; the new dvc.lock is then compared with HEAD's entry by entry, and each changed stage entry (output, dependency,
 param, command) is named.  With --tolerance, outputs of train and evaluate
 may differ if they follow from a differing model (a stage whose inputs reproduced
 must reproduce its outputs) and every metric `dvc metrics diff --json HEAD` reports is
