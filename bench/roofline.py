@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
 
 from lenet1.architecture import ARCHITECTURES  # noqa: E402
+from lenet1.data import mnist  # noqa: E402
 from lenet1.pipeline import paths  # noqa: E402
 from lenet1.pipeline.determinism import configure_environment  # noqa: E402
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)")
     args = parser.parse_args(argv)
     args.threads = time_to_accuracy.threads_or_default(parser, args.threads)
-    if not (args.raw_dir / paths.TRAIN_IMAGES).is_file():
+    if not (args.raw_dir / mnist.TRAIN_IMAGES).is_file():
         print(f"error: no MNIST training digits in {args.raw_dir}; run `dvc repro download` first", file=sys.stderr)
         return 1
     configure_environment(args.threads)

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not
 from lenet1.pipeline import paths  # noqa: E402
 from lenet1.pipeline.determinism import configure_environment, thread_count  # noqa: E402
 from lenet1.errors import InputError  # noqa: E402
-from lenet1.pipeline.outputs import write_atomic  # noqa: E402
-from lenet1.pipeline.params import load_section  # noqa: E402
+from lenet1.outputs import write_atomic  # noqa: E402
+from lenet1.config.params import load_section  # noqa: E402
 
 OLD_DEFAULT = {"epochs": 12, "batch_size": 16, "lr": 0.3, "schedule": "cosine"}  # params.yaml at 531ce9d
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train each configuration for each of ``args.seeds`` until ``args.target``; ``args.threads`` torch threads."""
     from lenet1.data.split import load_split, to_inputs
     from lenet1.pipeline.determinism import configure_torch
-    from lenet1.pipeline.sections import TrainParams
+    from lenet1.config.learning import TrainParams
     from lenet1.train import Split
 
     configure_torch(args.threads)

@@ -25,11 +25,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script in bench/ gets bench/ on sys.path, not the repository root
 
-from lenet1.data import idx  # noqa: E402
+from lenet1.data import idx, mnist  # noqa: E402
 from lenet1.pipeline import paths  # noqa: E402
 from lenet1.pipeline.determinism import configure_environment  # noqa: E402
-from lenet1.pipeline.outputs import write_atomic  # noqa: E402
-from lenet1.pipeline.params import load_section  # noqa: E402
+from lenet1.outputs import write_atomic  # noqa: E402
+from lenet1.config.params import load_section  # noqa: E402
 
 import time_to_accuracy  # noqa: E402  (bench/, beside this script)
 
@@ -67,8 +67,8 @@ def load_ours(raw_dir: Path):
     from lenet1.data.split import to_inputs
     from lenet1.train import Split
 
-    images = torch.from_numpy(idx.read_images(raw_dir / paths.TRAIN_IMAGES).copy())
-    labels = torch.from_numpy(idx.read_labels(raw_dir / paths.TRAIN_LABELS).astype("int64"))
+    images = torch.from_numpy(idx.read_images(raw_dir / mnist.TRAIN_IMAGES).copy())
+    labels = torch.from_numpy(idx.read_labels(raw_dir / mnist.TRAIN_LABELS).astype("int64"))
     return Split(to_inputs(images), labels)
 
 
@@ -80,7 +80,7 @@ def load_standard(raw_dir: Path, root: Path):
 
     folder = root / "MNIST" / "raw"  # where torchvision looks for the uncompressed files
     folder.mkdir(parents=True)
-    for pair in paths.RAW_FILES.values():
+    for pair in mnist.FILES.values():
         for name in pair:
             (folder / name).symlink_to((raw_dir / name).resolve())
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))])
@@ -137,7 +137,7 @@ def best(loop, batch_size: int, args: argparse.Namespace, case: tuple[str, str, 
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from lenet1.pipeline.sections import TrainParams  # here: torch only after configure_environment
+    from lenet1.config.learning import TrainParams  # here: torch only after configure_environment
 
     from lenet1.architecture import LOSSES, VARIANTS
 
@@ -181,7 +181,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [name for pair in paths.RAW_FILES.values() for name in pair if not (args.raw_dir / name).is_file()]
+    missing = [name for pair in mnist.FILES.values() for name in pair if not (args.raw_dir / name).is_file()]
     if missing:
         print(f"error: missing {', '.join(missing)} in {args.raw_dir}; run `dvc repro download` first (or pass --raw-dir)",
               file=sys.stderr)

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from lenet1.pipeline.outputs import write_atomic  # noqa: E402
+from lenet1.outputs import write_atomic  # noqa: E402
 
 STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9, "savefig.dpi": 100, "figure.dpi": 100,
          "image.interpolation": "nearest"}

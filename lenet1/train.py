@@ -19,7 +19,7 @@ from lenet1.engine import ExactEngine, StockEngine, make_engine
 from lenet1.errors import InputError
 from lenet1.loss import GUESS
 from lenet1.model import LeNet1, build_model
-from lenet1.pipeline.sections import SCHEDULES, TrainParams
+from lenet1.config.learning import SCHEDULES, TrainParams
 
 Log = Callable[[str], None]
 Engine = ExactEngine | StockEngine

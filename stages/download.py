@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lenet1.data import download
 from lenet1.pipeline import paths
-from lenet1.pipeline.params import load_section
-from lenet1.pipeline.sections import DownloadParams
+from lenet1.config.params import load_section
+from lenet1.config.data import DownloadParams
 from stages.runner import run
 
 DEFAULT_OUT = paths.RAW_DIR

@@ -3,7 +3,7 @@ the misclassified digits and a few digits' unit states."""
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import configure_environment, import_torch, thread_count
-from lenet1.pipeline.params import load_section
+from lenet1.config.params import load_section
 from stages.runner import finish, run
 
 
@@ -19,8 +19,8 @@ def main() -> None:
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.engine import make_engine
     from lenet1.evaluate import misclassified_digits, prediction_rows, test_metrics, unit_states
-    from lenet1.pipeline.sections import EvaluateParams
-    from lenet1.pipeline.outputs import write_csv, write_json
+    from lenet1.config.learning import EvaluateParams
+    from lenet1.outputs import write_csv, write_json
 
     config = load_section(paths.PARAMS, "evaluate", EvaluateParams)
     configure_torch(threads)

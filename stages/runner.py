@@ -7,7 +7,7 @@ import sys
 from typing import Callable, NoReturn
 
 from lenet1.errors import InputError
-from lenet1.pipeline.params import ParamsError
+from lenet1.config.params import ParamsError
 
 
 class Interrupted(BaseException):

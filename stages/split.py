@@ -1,13 +1,13 @@
 """Stage split: data/raw -> data/prepared/{train,val,test}.pt and stats.json."""
 
 from lenet1.pipeline import paths
-from lenet1.pipeline.params import load_section
+from lenet1.config.params import load_section
 from stages.runner import finish, run
 
 
 def main() -> None:
     from lenet1.data.split import make_splits, verify_raw, write_splits
-    from lenet1.pipeline.sections import SplitParams
+    from lenet1.config.data import SplitParams
 
     params = load_section(paths.PARAMS, "split", SplitParams)
 

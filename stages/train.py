@@ -3,7 +3,7 @@ from dataclasses import asdict
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import configure_environment, import_torch, platform_note, platform_record, thread_count
-from lenet1.pipeline.params import load_section
+from lenet1.config.params import load_section
 from stages.runner import finish, run
 
 
@@ -15,8 +15,8 @@ def main() -> None:
     from lenet1.pipeline.determinism import configure_torch
     from lenet1.pipeline.checkpoint import save_model
     from lenet1.model import count_parameters
-    from lenet1.pipeline.outputs import write_csv, write_json
-    from lenet1.pipeline.sections import EvaluateParams, TrainParams
+    from lenet1.outputs import write_csv, write_json
+    from lenet1.config.learning import EvaluateParams, TrainParams
     from lenet1.train import Split, fit
 
     config = load_section(paths.PARAMS, "train", TrainParams)

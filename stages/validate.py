@@ -11,12 +11,13 @@ rerun the stages after it.
 import sys
 
 from lenet1.pipeline import paths
-from lenet1.pipeline.outputs import write_atomic
-from lenet1.pipeline.params import ParamsError, read_params, validate
-from lenet1.pipeline.sections import DownloadParams, EvaluateParams, SplitParams, TrainParams, across_sections
+from lenet1.outputs import write_atomic
+from lenet1.config.params import ParamsError, read_params, validate
+from lenet1.config.data import DownloadParams, SplitParams
+from lenet1.config.learning import EvaluateParams, TrainParams, across_sections
 from stages.runner import run
 
-# Every section of params.yaml (lenet1/pipeline/sections.py).
+# Every section of params.yaml (lenet1/config/).
 SECTIONS = {"download": DownloadParams, "split": SplitParams, "train": TrainParams, "evaluate": EvaluateParams}
 
 

@@ -1,120 +1,81 @@
-"""dvc.yaml tells the truth: every project file a stage imports is one of its deps.
+"""dvc.yaml tells the truth: every project file a stage imports is one of its deps (lenet1.tools.deps).
 
 Otherwise a change to that file would not rerun the stage, and `dvc repro`
 would call outputs "up to date" that the current code would not produce.
 """
-import ast
 import functools
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from dvc.repo import Repo
 
+from lenet1.tools import deps
 from tests.helpers import ROOT
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def project_imports(module_file: Path, seen: set[Path] | None = None) -> set[Path]:
-    """The project's own .py files that ``module_file`` imports, directly or through each other (a package's
-    ``__init__.py`` when it holds code), and the C sources (lenet1/engine/build.py compiles lenet1/engine/csrc)."""
-    seen = set() if seen is None else seen
-    for node in ast.walk(ast.parse(module_file.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        for name in names:
-            parts = name.split(".")  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
-            packages = [ROOT.joinpath(*parts[:end]) / "__init__.py" for end in range(1, len(parts))]
-            base = ROOT.joinpath(*parts)
-            for path in (*packages, base.with_suffix(".py"), base / "__init__.py"):
-                if path.exists() and path.read_text().strip() and path not in seen:
-                    seen.add(path)
-                    if path == ROOT / "lenet1" / "engine" / "build.py":
-                        seen.add(ROOT / "lenet1" / "engine" / "csrc")
-                    project_imports(path, seen)
-    return seen
+@functools.cache
+def dvc_ignore():
+    return deps.dvc_ignored(ROOT)
 
 
-def stage_module(stage: dict) -> Path:
-    command = stage["cmd"].split()
-    assert command[:2] == ["python", "-m"], stage["cmd"]
-    return ROOT / (command[2].replace(".", "/") + ".py")
+def dvc_ignores(path: Path) -> bool:
+    return dvc_ignore()(path)
+
+
+@functools.cache
+def generated() -> dict[str, list[str]]:
+    return deps.generated_deps(ROOT, dvc_ignores)
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_every_imported_project_file_is_a_dependency(name):
-    stage = STAGES[name]
-    module = stage_module(stage)
-    missing, unused = dep_problems({module, *project_imports(module)}, {ROOT / dep for dep in stage.get("deps", [])})
-    missing, unused = ([str(path.relative_to(ROOT)) for path in paths] for paths in (missing, unused))
-    assert not missing, f"stage {name!r} imports {missing} but dvc.yaml does not list them as deps"
-    assert not unused, f"stage {name!r} lists {unused} as deps but does not import them: it would rerun for nothing"
+    declared = [dep for dep in STAGES[name].get("deps", []) if dep.split("/")[0] in deps.CODE]
+    assert declared == generated()[name], "dvc.yaml's code deps are stale: python -m lenet1.tools.deps --write"
 
 
-@functools.cache
-def dvc_ignore():
-    """DVC's own filter of this repository's .dvcignore."""
-    with Repo(str(ROOT)) as repo:
-        return repo.dvcignore
-
-
-def dvc_ignores(path: Path) -> bool:
-    return dvc_ignore().is_ignored_file(str(path))
-
-
-def dep_problems(needed: set[Path], declared: set[Path], code: tuple[Path, ...] = (ROOT / "lenet1", ROOT / "stages"),
-                 ignored: Callable[[Path], bool] = dvc_ignores) -> tuple[list[Path], list[Path]]:
-    """(the needed files no dep covers, the files of the code that deps cover but nothing needs).  A directory
-    dep stands for every file in it that DVC hashes (all but what .dvcignore leaves out: bytecode, editors'
-    files), so each must be needed; an empty __init__.py is never needed, as it runs nothing."""
-    missing = sorted(path for path in needed if not covered(path, declared))
-    listed = {path for dep in declared if any(dep.is_relative_to(c) for c in code)
-              for path in ([dep] if dep.is_file() else dep.rglob("*"))
-              if path.is_file() and not ignored(path)}
-    unused = sorted(path for path in listed
-                    if not covered(path, needed) and not (path.name == "__init__.py" and not path.read_text().strip()))
-    return missing, unused
-
-
-def covered(path: Path, deps: set[Path]) -> bool:
-    """``path`` is in ``deps``, or in a directory that is."""
-    return path in deps or any(parent in deps for parent in path.parents)
+def test_the_deps_tool_checks_and_rewrites_only_the_code_deps():
+    text = (ROOT / "dvc.yaml").read_text()
+    stale = text.replace("      - lenet1/errors.py\n", "", 1).replace("      - stages/runner.py\n",
+                                                                       "      - stages/runner.py\n      - lenet1/loss.py\n", 1)
+    assert stale != text
+    assert deps.rewrite(stale, generated()) == text  # data deps, params and comments kept line for line
+    assert deps.rewrite(text, generated()) == text
+    assert deps.differences(stale, generated()) == [
+        "stage validate: missing ['lenet1/errors.py'], not needed ['lenet1/loss.py']"]
+    assert deps.differences(text, generated()) == []
 
 
 def test_a_directory_dep_must_be_needed_whole(tmp_path):
-    package = tmp_path / "package"
+    package = tmp_path / "lenet1" / "package"
     (package / "csrc").mkdir(parents=True)
-    for name, text in [("__init__.py", ""), ("used.py", "x = 1"), ("other.py", "y = 2"), ("notes.txt", "z"),
-                       ("csrc/engine.c", "int f;")]:
+    for name, text in [("__init__.py", ""), ("used.py", "x = 1"), ("other.py", "y = 2"), ("csrc/engine.c", "int f;")]:
         (package / name).write_text(text)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "used.pyc").write_bytes(b"")
-    needed = {package / "used.py", package / "csrc", tmp_path / "elsewhere.py"}
     bytecode = lambda path: "__pycache__" in path.parts  # noqa: E731 (what .dvcignore leaves out, for this tree)
-    missing, unused = dep_problems(needed, {package}, code=(tmp_path,), ignored=bytecode)
-    assert missing == [tmp_path / "elsewhere.py"]
-    assert unused == [package / "notes.txt", package / "other.py"]  # not the empty __init__, csrc or the bytecode
-    assert dep_problems({package / "used.py"}, {package / "used.py"}, code=(tmp_path,), ignored=bytecode) == ([], [])
+    elsewhere = tmp_path / "lenet1" / "elsewhere.py"
+    needed = {package / "used.py", package / "csrc", elsewhere}
+    assert deps.code_deps(needed, bytecode, tmp_path) == ["lenet1/elsewhere.py", "lenet1/package/csrc",
+                                                           "lenet1/package/used.py"]  # other.py is not needed
+    needed.add(package / "other.py")
+    assert deps.code_deps(needed, bytecode, tmp_path) == ["lenet1/elsewhere.py", "lenet1/package"]  # not the bytecode
 
 
 def test_the_import_walk_finds_parent_packages(tmp_path):
     # `from lenet1.engine.exact import X` runs lenet1/engine/__init__.py before exact.py.
     module = tmp_path / "m.py"
     module.write_text("from lenet1.engine.exact import Layout\n")
-    assert ROOT / "lenet1" / "engine" / "__init__.py" in project_imports(module)
+    assert ROOT / "lenet1" / "engine" / "__init__.py" in deps.project_imports(module)
 
 
 def test_the_import_walk_finds_indirect_imports():
     # stages.train reaches lenet1/engine/probe.py only through lenet1/train.py and lenet1/engine/__init__.py.
-    found = project_imports(ROOT / "stages" / "train.py")
+    found = deps.project_imports(ROOT / "stages" / "train.py")
     assert ROOT / "lenet1" / "engine" / "probe.py" in found
     assert ROOT / "lenet1" / "engine" / "__init__.py" in found
-    assert ROOT / "lenet1" / "pipeline" / "params.py" in found
+    assert ROOT / "lenet1" / "config" / "params.py" in found
     assert ROOT / "lenet1" / "pipeline" / "__init__.py" in found  # a package's __init__ runs too
     assert ROOT / "lenet1" / "engine" / "csrc" in found
 
@@ -135,3 +96,15 @@ def test_a_directory_dep_hashes_code_not_bytecode_or_editor_files(name):
     engine = ROOT / "lenet1" / "engine"
     assert dvc_ignores(engine / name)
     assert not dvc_ignores(engine / "exact.py")
+
+
+def test_the_config_and_data_layers_import_nothing_above_them():
+    config, data = ROOT / "lenet1" / "config", ROOT / "lenet1" / "data"
+    below_config = {ROOT / "lenet1" / "errors.py", ROOT / "lenet1" / "architecture.py"}
+    for module in config.glob("*.py"):
+        assert {path for path in deps.project_imports(module) if not path.is_relative_to(config)} <= below_config
+    for module in data.glob("*.py"):
+        above = [path for path in deps.project_imports(module) if path.is_relative_to(ROOT / "lenet1" / "pipeline")]
+        assert not above, f"{module.name} imports {above}: lenet1.data stands below lenet1.pipeline"
+    for stage in ("download", "split"):  # editing the model's tables must not rerun the MNIST download
+        assert not {"lenet1/architecture.py", "lenet1/model.py"} & set(generated()[stage])

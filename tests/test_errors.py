@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from lenet1.pipeline.outputs import write_atomic, write_json
-from lenet1.pipeline.params import ParamsError, read_params, validate
+from lenet1.outputs import write_atomic, write_json
+from lenet1.config.params import ParamsError, read_params, validate
 from stages.validate import SECTIONS
 from stages.runner import run
 from lenet1.data.split import make_splits, write_splits

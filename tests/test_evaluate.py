@@ -5,7 +5,7 @@ import torch
 from lenet1.evaluate import misclassified_digits, prediction_rows, test_metrics as compute_test_metrics, unit_states
 from lenet1.data.split import to_inputs
 from lenet1.model import build_model
-from lenet1.pipeline.outputs import write_csv, write_json
+from lenet1.outputs import write_csv, write_json
 
 
 def test_metrics_on_a_hand_made_case():

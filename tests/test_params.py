@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet1.pipeline.params import ParamsError, load_section, read_params, validate as validate_sections
-from lenet1.pipeline.sections import TrainParams
+from lenet1.config.params import ParamsError, load_section, read_params, validate as validate_sections
+from lenet1.config.learning import TrainParams
 from stages.validate import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,8 @@ def test_the_code_implements_every_choice_the_schema_allows():
     from lenet1.loss import make_loss
     from lenet1.model import LeNet1
     from lenet1.model import build_model
-    from lenet1.pipeline.sections import INITS, INPUTS, LOSSES, SCHEDULES
+    from lenet1.config.data import INPUTS
+    from lenet1.config.learning import INITS, LOSSES, SCHEDULES
     from lenet1.train import learning_rates
     import numpy as np
     import torch

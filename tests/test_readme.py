@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet1.pipeline.params import ParamsError, validate
+from lenet1.config.params import ParamsError, validate
 from stages.validate import SECTIONS
 from tests.helpers import ROOT
 

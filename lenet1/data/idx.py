@@ -17,7 +17,7 @@ from typing import Union
 
 import numpy as np
 
-from lenet1.pipeline.outputs import write_atomic
+from lenet1.outputs import write_atomic
 
 from lenet1.errors import InputError
 

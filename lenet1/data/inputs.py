@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lenet1.pipeline.sections import INPUTS
+from lenet1.config.data import INPUTS
 
 BOX = 16
 PLANE = 28

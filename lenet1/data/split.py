@@ -14,12 +14,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from lenet1.data import idx
+from lenet1.data import idx, mnist
 from lenet1.errors import InputError, MissingInput, load_failure
 from lenet1.data.inputs import prepare
-from lenet1.pipeline.outputs import save_torch, write_json
-from lenet1.pipeline.sections import INPUTS, MNIST_TRAIN_SIZE
-from lenet1.pipeline.paths import RAW_FILES, RAW_SHA256
+from lenet1.outputs import save_torch, write_json
+from lenet1.config.data import INPUTS, MNIST_TRAIN_SIZE
 
 # The mean and standard deviation of MNIST's training pixels (scaled to 0..1),
 # the usual normalisation (as in PyTorch's MNIST example).
@@ -61,7 +60,7 @@ def stratified_indices(labels: np.ndarray, val_size: int, seed: int) -> tuple[np
     return train, val
 
 
-def verify_raw(raw_dir: Path, expected: dict[str, str] = RAW_SHA256) -> None:
+def verify_raw(raw_dir: Path, expected: dict[str, str] = mnist.SHA256) -> None:
     """Check the raw files against their pinned digests, as download did: a file changed since fails here."""
     for name, digest in expected.items():
         path = raw_dir / name
@@ -77,7 +76,7 @@ def verify_raw(raw_dir: Path, expected: dict[str, str] = RAW_SHA256) -> None:
 def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The MNIST train and test images and labels from the IDX files in ``raw_dir``."""
     data = {}
-    for part, (images_name, labels_name) in RAW_FILES.items():
+    for part, (images_name, labels_name) in mnist.FILES.items():
         images = idx.read_images(raw_dir / images_name)
         labels = idx.read_labels(raw_dir / labels_name)
         if len(images) != len(labels):

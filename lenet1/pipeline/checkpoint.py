@@ -11,8 +11,8 @@ from lenet1.engine import ENGINES, ExactEngine, StockEngine
 from lenet1.errors import InputError, MissingInput, load_failure
 from lenet1.architecture import LOSSES, VARIANTS
 from lenet1.model import LeNet1
-from lenet1.pipeline.outputs import save_torch
-from lenet1.pipeline.sections import INPUTS
+from lenet1.outputs import save_torch
+from lenet1.config.data import INPUTS
 
 # Version 3: the engine and the architecture in the header; 2: exact numerics and the paper's Table 1 for H3;
 # 1 (unversioned): an invented H3 table.

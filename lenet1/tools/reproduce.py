@@ -35,7 +35,7 @@ import yaml
 
 from lenet1.pipeline import paths
 from lenet1.pipeline.determinism import platform_note
-from lenet1.pipeline.outputs import write_atomic
+from lenet1.outputs import write_atomic
 
 TOLERANT_STAGES = ("train", "evaluate")
 MODEL_OUTPUTS = ("models/lenet1.pt", "plots/train_history.csv")  # what follows from the model

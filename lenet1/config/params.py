@@ -2,7 +2,7 @@
 
 DVC's ``exp run --set-param +train.lrr=0.1`` adds a key that does not exist, and
 no stage but validate reads it, so such a typo would otherwise be ignored.  Each section is a
-frozen dataclass in ``lenet1.pipeline.sections``; each field carries its ``Rule``, and a choice's rule
+frozen dataclass in ``lenet1.config.data`` and ``lenet1.config.learning``; each field carries its ``Rule``, and a choice's rule
 reads the list of values the code implements.  This module only checks values against those rules: unknown,
 missing, mistyped or out-of-range values are a ``ParamsError`` naming the key.
 A stage loads the sections it uses; the validate stage loads them all.
