@@ -128,7 +128,7 @@ def avx512() -> bool:
 
 @functools.cache
 def target_flags() -> tuple[str, ...]:
-    """x86-64: the one instruction set of this CPU (as torch reads it) for the hot code (csrc/engine.c's
+    """x86-64: the one instruction set of this CPU (as torch reads it) for the hot code (csrc/platform.h's
     LENET1_TARGET), so that a new machine compiles one copy of it per build, not three; the bits are the same."""
     if platform.machine() != "x86_64":
         return ()

@@ -1,9 +1,11 @@
 /* Vectors of LANES values, one per image, the float64 exp and log and the float32 tanh built from IEEE-754
    +, -, *, / alone (no libm: its results differ between C libraries and CPUs). */
+#pragma once
+#include "platform.h"
+
 #ifndef LANES
 #define LANES 8  /* images per group */
 #endif
-#define INLINE static inline __attribute__((always_inline))
 
 /* LANES floats, one per image: every operation on it is LANES independent IEEE operations. */
 typedef float Lane __attribute__((vector_size(4 * LANES)));

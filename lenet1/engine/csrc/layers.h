@@ -4,9 +4,12 @@
    5x5 kernels on the 28x28 input; H2, 4 maps 12x12, each a 2x2 average; H3, 12 maps 8x8 from 5x5 kernels
    on the H2 maps its connection table names; H4, 12 maps 4x4, 2x2 averages; 10 outputs, fully connected.
    The subsampling layers are either plain averages or squash(coefficient * average + bias), the paper's
-   units; squash(a) = amplitude * tanh(slope * a).  engine.c checks the layout before anything runs. */
+   units; squash(a) = amplitude * tanh(slope * a).  layout.h checks the layout before anything runs. */
+#pragma once
+#include "lanes.h"
 #define MAX_PAIRS 48  /* H3 kernels: at most 12 maps x 4 inputs */
 enum { W1, B1, C2, D2, W3, B3, C4, D4, WO, BO, SLOTS };  /* the weights' order, model.py's state_dict's */
+enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE = 1 };
 
 typedef struct {
     float amplitude, slope;         /* squash(a) = amplitude tanh(slope a) */

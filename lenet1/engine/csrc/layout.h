@@ -1,5 +1,8 @@
 /* The boundary with Python (as llm.c's checkpoint header): what the caller says the network is, checked
    before a single weight is read.  lenet1/engine/exact.py writes the same layout (Layout.header). */
+#pragma once
+#include "layers.h"
+
 #define ENGINE_MAGIC 0x4c4e3101  /* "LN1" and a 1 */
 #define ENGINE_VERSION 4
 enum { FAILED_LAYOUT = 4 };

@@ -4,7 +4,8 @@
    maps; trainable: trainable subsampling; unit: squash = tanh) so that forward and backward can call them with
    constants for the two published variants: the compiler then unrolls the H3 loops as for fixed sizes.  Every
    copy does the same operations in the same order (x * 1 is x), so the choice never changes a bit. */
-enum { LOSS_CROSS_ENTROPY = 0, LOSS_MSE = 1 };
+#pragma once
+#include "layers.h"
 
 static const int H1_INPUT[1] = {0}, ALL_H2[4] = {0, 1, 2, 3};
 

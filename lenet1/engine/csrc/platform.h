@@ -1,9 +1,13 @@
-/* What the engine needs from the platform: a few C library functions and the CPU's floating-point mode.
+/* What the engine needs from the platform: a few C library functions, the CPU's floating-point mode, and how
+   the compiler builds the hot code.  Every file includes it before any code of its own, so these settings
+   cover the whole engine.
 
    Linux: no #include.  The C library's few functions are declared here, so that a cross compiler without
    the target's C headers (Debian's gcc-aarch64-linux-gnu) builds it too; the library is linked with
    -nostdlib and these resolve in the Python process, which has them loaded.  macOS: the system headers
    (Apple's clang always has them; its pthread_t is a pointer, not glibc's integer). */
+#pragma once
+
 #if !defined(__x86_64__) && !defined(__aarch64__)
 #error "x86-64 or arm64 only: 32-bit x86 computes float64 on the x87 with extra precision"
 #endif
@@ -51,3 +55,25 @@ static void restore(unsigned long caller) {
     __asm__ volatile("msr fpcr, %0" : : "r"(caller));
 #endif
 }
+
+/* x86-64 with GCC: the hot code for one instruction set, LENET1_TARGET (build.py names this CPU's), or else one
+   copy per instruction set, chosen when loaded (the bits are the same).  The helpers that pass vectors by value
+   are always inlined into these functions (INLINE), so the vector ABI that -Wno-psabi quiets never applies to a
+   real call. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LENET1_BASELINE_ONLY)
+#if defined(LENET1_TARGET)
+#define CLONES __attribute__((target(LENET1_TARGET)))
+#else
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#else
+#define CLONES
+#endif
+#define INLINE static inline __attribute__((always_inline))
+
+/* GCC's predictive commoning keeps a loop's loads for its next iterations (a convolution's input row) by unrolling
+   it; the registers it takes would push the weight gradients' sums onto the stack.  Loads only: the arithmetic is
+   the same. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-predictive-commoning")
+#endif

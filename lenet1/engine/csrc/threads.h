@@ -1,8 +1,12 @@
 /* Threads that live for a whole engine call: an epoch's steps reuse them, and each keeps its own group.
-   A step at batch 16 takes about 0.3 ms; starting threads and touching a fresh group's pages at every step
-   cost nearly what the second core gave.  Between steps a waiting thread spins briefly, then yields its core
-   (a busy machine, several runs at once, must not lose a core to our waiting).  Included by engine.c after
-   run_groups; which thread computes a group never changes a bit (engine.c's rules). */
+   A step at a small batch is short: starting threads and touching a fresh group's pages at every step would
+   cost nearly what a second core gives.  Between steps a waiting thread spins briefly, then yields its core
+   (a busy machine, several runs at once, must not lose a core to our waiting).  Which thread computes a group
+   never changes a bit (engine.c's rules). */
+#pragma once
+#include "job.h"
+#include "update.h"
+
 enum { MAX_THREADS = 64, SPINS_BEFORE_YIELD = 4000 };
 
 /* A member's share of the job: groups, or the weights to update. */

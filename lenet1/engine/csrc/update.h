@@ -1,8 +1,10 @@
-/* The weight update after a batch, included by engine.c after its Job: each weight's gradient over the batch, the
-   images' added in image order, then p <- p - lr (g + weight_decay p), SGD; or with per-weight rates,
-   stochastic diagonal Levenberg-Marquardt (lenet1/curvature.py says where they come from),
-   p <- p - (lr rate) (g + weight_decay p).  The crew shares it: member m of `crew_size` takes the m-th of as many
-   runs of consecutive places of a gradient row (which thread adds a sum never changes a bit). */
+/* The weight update after a batch: each weight's gradient over the batch, the images' added in image order,
+   then p <- p - lr (g + weight_decay p), SGD; or with per-weight rates, stochastic diagonal Levenberg-Marquardt
+   (lenet1/curvature.py says where they come from), p <- p - (lr rate) (g + weight_decay p).  The crew
+   (threads.h) shares it: member m of `crew_size` takes the m-th of as many runs of consecutive places of a
+   gradient row (which thread adds a sum never changes a bit). */
+#pragma once
+#include "job.h"
 
 /* The batch's sums of places q, ..., q + LANES - 1 of a gradient row, each its images' values added in image order
    to 0.  One vector add takes one image's values of LANES weights (transposed out of their lanes), so each sum
