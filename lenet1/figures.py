@@ -117,7 +117,7 @@ def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
     """For a few test digits: the input, each layer's maps (tanh's -1 white to +1 black) and the ten outputs."""
     columns = 2 + len(LAYERS)
     with plt.style.context("default"), plt.rc_context(STYLE):
-        # Fixed margins, not constrained layout: measuring a hundred images' extents took a third of the stage.
+        # Fixed margins, not constrained layout, which measures a hundred images' extents at every draw.
         figure, axes = plt.subplots(len(digits), columns, figsize=(2 * columns, 2.1 * len(digits)), squeeze=False,
                                     gridspec_kw=dict(left=0.01, right=0.99, top=1 - 0.6 / (2.1 * len(digits)),
                                                      bottom=0.3 / (2.1 * len(digits)), wspace=0.15, hspace=0.4))

@@ -54,7 +54,7 @@ def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException],
 
 def finish(status: int) -> NoReturn:
     """Exit with ``status`` at once, for a stage that imported torch: its outputs are written and closed by now,
-    and Python's own teardown of torch would cost the stage another 0.4-0.7 s (bench/README.md)."""
+    and Python's own teardown of torch would only add to the stage's time."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

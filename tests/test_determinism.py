@@ -144,7 +144,7 @@ libc.mallinfo2.restype = MallInfo
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 before = libc.mallinfo2().hblks
-buffer = torch.empty(120 * 2**20 // 4)  # 120 MiB, like the im2col of an evaluation batch
+buffer = torch.empty(120 * 2**20 // 4)  # 120 MiB, more than glibc's mmap threshold can grow to (32 MiB on 64-bit)
 print(libc.mallinfo2().hblks - before)
 """
 

@@ -167,7 +167,7 @@ def test_text_that_is_not_a_finite_number_is_still_an_error(params, value):
 
 
 def test_the_validate_stage_imports_neither_torch_nor_numpy():
-    # It runs before every experiment: importing torch would cost it more than a second each time, numpy 0.1 s.
+    # It runs before every experiment: importing torch or numpy would add their import time to each one.
     import subprocess
     import sys
 

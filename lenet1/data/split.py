@@ -179,7 +179,7 @@ def to_inputs(images: torch.Tensor, kind: str = "mnist28") -> torch.Tensor:
     """Float32 model inputs of shape (N, 1, 28, 28): mnist28 standardised, the 16x16 readings in [-1, 1]
     (background -1)."""
     # In place: the same operations in the same order (the same bits), but one new buffer, not four
-    # (for the 50,000 training digits, the fresh buffers' page faults were 0.3 s of each train stage).
+    # (each fresh buffer of the whole training split costs its pages' faults in every train stage).
     inputs = images.to(torch.float32, copy=True)  # a copy even of float input, which the caller keeps
     if kind != "mnist28":
         return inputs.div_(127.5).sub_(1.0).unsqueeze(1)

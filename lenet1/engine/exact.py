@@ -21,7 +21,7 @@ from lenet1.architecture import LOSSES
 from lenet1.model import LeNet1
 
 MAGIC, VERSION = 0x4C4E3101, 4  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
-NARROW_LANES, NARROW_BELOW = 2, 4  # bench/README.md: at batch 1, 2 lanes train fastest
+NARROW_LANES, NARROW_BELOW = 2, 4  # below batch 4, 8 lanes would compute mostly empty images (7 of 8 at batch 1)
 NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
 AVX512_LANES = 16  # one AVX-512 register of floats: bench/README.md measures it
 AVX512_FLAGS = (f"-DLANES={AVX512_LANES}",)

@@ -15,7 +15,7 @@ from lenet1.model import LeNet1
 class SGD:
     """Plain SGD, p <- p - lr * (g + weight_decay * p); with per-weight rates (SDLM), lr * rate instead of lr.
 
-    Not a torch.optim.Optimizer: its constructor imports ``torch._dynamo``, about 1.4 s per train stage.
+    Not a torch.optim.Optimizer: its constructor imports ``torch._dynamo``, a long import for every train stage.
     """
 
     def __init__(self, params: list[tuple[str, torch.Tensor]], lr: float, weight_decay: float = 0.0,

@@ -14,8 +14,8 @@ from lenet1.model import LeNet1
 from lenet1.outputs import save_torch
 from lenet1.config.data import INPUTS
 
-# Version 3: the engine and the architecture in the header; 2: exact numerics and the paper's Table 1 for H3;
-# 1 (unversioned): an invented H3 table.
+# Format 3: the header names the engine, its version and the architecture.  A file of any other format
+# (one without a "format" key counts as 1) is refused with the way out: retrain.
 MODEL_FORMAT = 3
 RETRAIN = "retrain it with `dvc repro -f -s train`"
 

@@ -55,8 +55,8 @@ def import_torch() -> None:
 
     The import makes some 270,000 lasting objects and hardly any garbage, yet the collector would run
     about 400 times while they are made, and later ones would walk them again; frozen (``gc.freeze``), they
-    are left out of every collection.  About 0.3 s of the train and evaluate stages each (bench/README.md,
-    "an experiment's fixed cost").  Call after configure_environment, before anything else imports torch.
+    are left out of every collection.  What it saves the train and evaluate stages: bench/README.md
+    (stage_cost.sh).  Call after configure_environment, before anything else imports torch.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -79,11 +79,11 @@ def configure_torch(threads: int) -> None:
 def keep_freed_memory() -> bool:
     """Ask glibc to serve every block from its heap and keep freed ones for reuse, never returning them.
 
-    Each exact step frees and reallocates the same float64 buffers of a few MiB (im2col, gradient
-    slices), an evaluation batch of 1,000 digits some of 100 MiB.  Above glibc's default threshold
-    each one is a fresh mmap whose pages the kernel faults in and zeroes again: 6-14% of a training
-    run here, about 40% of an evaluation pass (bench/README.md).  Arithmetic is untouched.  False, and
-    nothing done, where the C library is not glibc.
+    Large blocks are freed and allocated again and again (the exact engine's buffers at every call, stock
+    PyTorch's kernel buffers at every step).  Above glibc's mmap threshold each one would be a fresh mmap
+    whose pages the kernel faults in and zeroes again; from the heap they are reused.  The price is
+    memory: freed blocks stay with the process.  Arithmetic is untouched.  False, and nothing done, where
+    the C library is not glibc.
     """
     if platform.libc_ver()[0] != "glibc":
         return False

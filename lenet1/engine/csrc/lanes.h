@@ -95,14 +95,14 @@ INLINE Lane select_lane(Mask mask, Lane yes, Lane no) {
 /* tanh(a) = sign(a) (-m) / (2 + m) with m = e^(-2|a|) - 1, in float32; |a| capped at 10 (tanh is 1 in float32
    from 9.01).  e^x - 1 = scale q + (scale - 1) as exp_parts, with float32 constants: LN2_HI_F has 9 bits, so
    k LN2_HI_F is exact, and the Taylor series of q stops at r^7 (|r| <= ln2/2: error below 2e-8 of q).  Within
-   2 ulp of tanh, 94% of floats exactly rounded; a float64 tanh, 16 lanes' worth of divisions where 8 are
-   needed, was a third of a training step. */
+   2 ulp of tanh, 94% of floats exactly rounded; float32, because a float64 tanh takes twice the vectors:
+   16 lanes' worth of divisions where 8 are needed. */
 static const float LN2_HI_F = 0.693359375f, LN2_LO_F = -2.12194440e-4f, INV_LN2_F = 1.44269504088896341f;
 
 /* tanh of v[0], ..., v[count - 1] in place, each step applied to every vector before the next: `count` independent
    chains side by side.  One tanh is a long chain of dependent operations, and the CPU's queues hold only a few
-   of them when they come one after another; side by side they overlap (bench/README.md, "the exact step on one
-   thread", measures it).  The same bits: each lane's operations are the same.  `count`, at most TANH_AT_ONCE, is
+   of them when they come one after another; side by side they overlap.  The same bits: each lane's
+   operations are the same.  `count`, at most TANH_AT_ONCE, is
    a constant where it is called, so the loops unroll. */
 enum { TANH_AT_ONCE = 8 };
 
