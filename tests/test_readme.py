@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 BIN = Path(sys.executable).parent
 
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "results" / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "results" / "README.md", ROOT / "bench" / "README.md"]
 
 
 def readme_commands() -> list[list[str]]:
@@ -79,6 +79,26 @@ def test_python_modules_exist_and_parse_their_options(words):
         assert done.returncode == 0, done.stderr
         for flag in (w for w in words[3:] if w.startswith("--")):
             assert re.search(re.escape(flag) + r"(?![\w-])", done.stdout), f"{words[2]} has no {flag}"
+
+
+@pytest.mark.parametrize("words", [c for c in COMMANDS if len(c) > 1 and c[1].startswith("bench/")], ids=" ".join)
+def test_bench_scripts_exist_and_parse_their_options(words):
+    script = ROOT / words[1]
+    assert script.exists(), words[1]
+    done = subprocess.run([sys.executable, str(script), "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for flag in (w for w in words[2:] if w.startswith("--")):
+        assert re.search(re.escape(flag) + r"(?![\w-])", done.stdout), f"{words[1]} has no {flag}"
+
+
+def test_the_docs_are_references_not_logs():
+    # Each figure names the commit it was measured at; older rounds are git's (bench/README.md's first lines).
+    assert len((ROOT / "bench" / "README.md").read_text().splitlines()) <= 120
+    words = sorted(set(re.findall(r"\b[0-9a-f]{7,40}\b", "\n".join(path.read_text() for path in DOCS))))
+    kinds = subprocess.run(["git", "cat-file", "--batch-check=%(objecttype)"], cwd=ROOT, input="\n".join(words) + "\n",
+                           capture_output=True, text=True).stdout.splitlines()
+    commits = [word for word, kind in zip(words, kinds) if kind == "commit"]
+    assert len(commits) <= 10, f"the docs name {len(commits)} commits: {commits}"
 
 
 def test_the_readme_reads_in_five_minutes():
