@@ -6,6 +6,7 @@ Writes the first N test digits (data/prepared/test.pt, after `dvc repro`) as 28x
 photos (dark ink on grainy light paper, 4-8 times larger, off-centre, colour JPEG), runs predict on each set
 with models/lenet1.pt and prints the share whose digit is the one in plots/test_predictions.csv.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ def photo(image: np.ndarray, rng: np.random.Generator) -> Image.Image:
     ink = Image.fromarray(255 - image).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC)
     paper = np.clip(rng.normal(225, 4, (ink.height + 120, ink.width + 200)), 0, 255)
     left, top = int(rng.integers(0, 200)), int(rng.integers(0, 120))
-    area = paper[top:top + ink.height, left:left + ink.width]
+    area = paper[top : top + ink.height, left : left + ink.width]
     area[:] = np.minimum(area, np.asarray(ink, dtype=np.float64))
     return Image.fromarray(paper.astype(np.uint8)).convert("RGB")
 
@@ -43,8 +44,10 @@ def main() -> None:
     evaluated = [int(row["predicted"]) for row in csv.DictReader(paths.PREDICTIONS.open())][:count]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
-        for name, save in (("28x28 PNGs", lambda image, path: Image.fromarray(image).save(f"{path}.png")),
-                           ("photos (JPEG)", lambda image, path: photo(image, rng).save(f"{path}.jpg", quality=90))):
+        for name, save in (
+            ("28x28 PNGs", lambda image, path: Image.fromarray(image).save(f"{path}.png")),
+            ("photos (JPEG)", lambda image, path: photo(image, rng).save(f"{path}.jpg", quality=90)),
+        ):
             for i, image in enumerate(images):
                 save(image, Path(folder) / f"{name[0]}{i}")
             pictures = sorted(Path(folder).glob(f"{name[0]}*"), key=lambda p: int(p.stem[1:]))

@@ -9,6 +9,7 @@ layer shapes (``flops_per_image``: the multiply-adds of the convolutions and the
 and backward, and the SGD update; squashing, pooling and the loss are left out, so the fraction is a
 lower bound).  Needs `dvc repro download` (the MNIST training digits).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,22 @@ def machine_peak(threads: int, seconds: float = 0.5) -> tuple[float, float]:
 
     with tempfile.TemporaryDirectory() as folder:
         binary = Path(folder) / "roofline"
-        subprocess.run([*compiler(), "-O2", "-march=native", "-ffp-contract=off", "-pthread",
-                        str(Path(__file__).with_name("roofline.c")), "-o", str(binary)], check=True)
-        one, everything = subprocess.run([str(binary), str(threads), str(seconds)], capture_output=True, text=True,
-                                         check=True).stdout.split()
+        subprocess.run(
+            [
+                *compiler(),
+                "-O2",
+                "-march=native",
+                "-ffp-contract=off",
+                "-pthread",
+                str(Path(__file__).with_name("roofline.c")),
+                "-o",
+                str(binary),
+            ],
+            check=True,
+        )
+        one, everything = subprocess.run(
+            [str(binary), str(threads), str(seconds)], capture_output=True, text=True, check=True
+        ).stdout.split()
     return float(one), float(everything)
 
 
@@ -64,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", type=lambda text: time_to_accuracy.int_list(text, 1), default=[16, 64, 128])
     parser.add_argument("--images", type=int, default=20000, help="images per timing (default %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per case; the best counts (default %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timings per case; the best counts (default %(default)s)"
+    )
     parser.add_argument("--threads", type=int, help="default: $LENET1_THREADS or every CPU")
-    parser.add_argument("--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)")
+    parser.add_argument(
+        "--raw-dir", type=Path, default=ROOT / paths.RAW_DIR, help="MNIST IDX files (default: data/raw)"
+    )
     args = parser.parse_args(argv)
     args.threads = time_to_accuracy.threads_or_default(parser, args.threads)
     if not (args.raw_dir / mnist.TRAIN_IMAGES).is_file():
@@ -76,21 +93,31 @@ def main(argv: list[str] | None = None) -> int:
     from lenet1.pipeline.determinism import configure_torch
 
     configure_torch(args.threads)
-    import train_speed  # noqa: E402  (imports torch: after the thread settings)
+    import train_speed
 
     one, everything = machine_peak(args.threads)
-    print(f"peak, float32 vector multiply and add without FMA: {one:.1f} GFLOP/s on 1 thread, "
-          f"{everything:.1f} on {args.threads}")
+    print(
+        f"peak, float32 vector multiply and add without FMA: {one:.1f} GFLOP/s on 1 thread, "
+        f"{everything:.1f} on {args.threads}"
+    )
     data = train_speed.load_ours(args.raw_dir)
     print(f"{'variant':<7} {'batch':>5} {'MFLOP/image':>12} {'img/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for variant in ARCHITECTURES:
         flops = sum(flops_per_image(variant).values())
         for size in args.batch_sizes:
-            run = train_speed.best(train_speed.ours_loop(data), size, args, (variant, "cross_entropy", "exact"), 0.1,
-                                   (data.inputs, data.labels))
+            run = train_speed.best(
+                train_speed.ours_loop(data),
+                size,
+                args,
+                (variant, "cross_entropy", "exact"),
+                0.1,
+                (data.inputs, data.labels),
+            )
             achieved = run["images_per_s"] * flops / 1e9
-            print(f"{variant:<7} {size:>5} {flops / 1e6:>12.3f} {run['images_per_s']:>9,.0f} {achieved:>8.1f} "
-                  f"{achieved / everything:>7.1%}")
+            print(
+                f"{variant:<7} {size:>5} {flops / 1e6:>12.3f} {run['images_per_s']:>9,.0f} {achieved:>8.1f} "
+                f"{achieved / everything:>7.1%}"
+            )
     return 0
 
 

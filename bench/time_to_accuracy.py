@@ -14,6 +14,7 @@ After every epoch the test accuracy is measured (not timed; it plays no part in 
 figure is the training time up to the first epoch at or above the target, and the whole run's
 time and final accuracy.  The machine's speed varies between runs: compare ratios within a run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,9 +85,14 @@ def train_until(config: Any, seed: int, train: Any, test: Any, target: float) ->
         epochs.append({"epoch": epoch, "seconds": round(seconds, 2), "test_accuracy": accuracy})
         started = time.perf_counter()  # the test pass is not training time
     reached = next((row for row in epochs if row["test_accuracy"] >= target), None)
-    return {"seed": seed, "seconds_to_target": reached["seconds"] if reached else None,
-            "epoch_at_target": reached["epoch"] if reached else None, "seconds": epochs[-1]["seconds"],
-            "final_test_accuracy": epochs[-1]["test_accuracy"], "epochs": epochs}
+    return {
+        "seed": seed,
+        "seconds_to_target": reached["seconds"] if reached else None,
+        "epoch_at_target": reached["epoch"] if reached else None,
+        "seconds": epochs[-1]["seconds"],
+        "final_test_accuracy": epochs[-1]["test_accuracy"],
+        "epochs": epochs,
+    }
 
 
 def missing_data() -> str | None:
@@ -118,8 +124,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     configure_torch(args.threads)
     default = load_section(ROOT / paths.PARAMS, "train", TrainParams)
     old = dataclasses.replace(default, **OLD_DEFAULT)
-    candidates = {"default": default, "default, fast": dataclasses.replace(default, deterministic=False),
-                  "old default": old, "old default, fast": dataclasses.replace(old, deterministic=False)}
+    candidates = {
+        "default": default,
+        "default, fast": dataclasses.replace(default, deterministic=False),
+        "old default": old,
+        "old default, fast": dataclasses.replace(old, deterministic=False),
+    }
     configs, same_as = distinct(candidates)
     splits = {}
     for name in ("train", "test"):
@@ -130,18 +140,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for seed in args.seeds:
             print(f"training {name}, seed {seed}: {config.epochs} epochs, batch {config.batch_size}", flush=True)
             results.append({"config": name, **train_until(config, seed, splits["train"], splits["test"], args.target)})
-    return {"target": args.target, "threads": args.threads, "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
-            "same_as": same_as, "runs": results}
+    return {
+        "target": args.target,
+        "threads": args.threads,
+        "configs": {k: dataclasses.asdict(v) for k, v in configs.items()},
+        "same_as": same_as,
+        "runs": results,
+    }
 
 
 def table(report: dict[str, Any]) -> str:
     """A row per run; with several seeds, then ``summary``'s row per config."""
-    lines = [f"| config | seed | seconds to {report['target']:.1%} | epoch | total seconds | final test accuracy |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"| config | seed | seconds to {report['target']:.1%} | epoch | total seconds | final test accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in report["runs"]:
         reached = f"{r['seconds_to_target']:.1f}" if r["seconds_to_target"] is not None else "not reached"
-        lines.append(f"| {r['config']} | {r['seed']} | {reached} | {r['epoch_at_target'] or '-'} | {r['seconds']:.1f} | "
-                     f"{r['final_test_accuracy']:.2%} |")
+        lines.append(
+            f"| {r['config']} | {r['seed']} | {reached} | {r['epoch_at_target'] or '-'} | {r['seconds']:.1f} | "
+            f"{r['final_test_accuracy']:.2%} |"
+        )
     if len({r["seed"] for r in report["runs"]}) > 1:
         lines += ["", summary(report)]
     return "\n".join(lines)
@@ -153,20 +172,26 @@ def _mean_ci(values: list[float], form: str) -> str:
     if not values:
         return "-"
     d = describe(values)
-    return form.format(d["mean"]) + (f" [{form.format(d['ci95'][0])}, {form.format(d['ci95'][1])}]" if d["ci95"] else "")
+    return form.format(d["mean"]) + (
+        f" [{form.format(d['ci95'][0])}, {form.format(d['ci95'][1])}]" if d["ci95"] else ""
+    )
 
 
 def summary(report: dict[str, Any]) -> str:
     """Per config over its seeds: how many reach the target; mean and 95% t-interval of the seconds to it
     (over the seeds that reach it), of the whole run's seconds and of the final test accuracy."""
-    lines = [f"| config | seeds reaching {report['target']:.1%} | seconds to it | total seconds | final test accuracy |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"| config | seeds reaching {report['target']:.1%} | seconds to it | total seconds | final test accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for config in dict.fromkeys(result["config"] for result in report["runs"]):
         runs = [result for result in report["runs"] if result["config"] == config]
         reached = [result["seconds_to_target"] for result in runs if result["seconds_to_target"] is not None]
-        lines.append(f"| {config} | {len(reached)} of {len(runs)} | {_mean_ci(reached, '{:.1f}')} | "
-                     f"{_mean_ci([result['seconds'] for result in runs], '{:.1f}')} | "
-                     f"{_mean_ci([100 * result['final_test_accuracy'] for result in runs], '{:.2f}%')} |")
+        lines.append(
+            f"| {config} | {len(reached)} of {len(runs)} | {_mean_ci(reached, '{:.1f}')} | "
+            f"{_mean_ci([result['seconds'] for result in runs], '{:.1f}')} | "
+            f"{_mean_ci([100 * result['final_test_accuracy'] for result in runs], '{:.2f}%')} |"
+        )
     return "\n".join(lines + ["", speedups(report)])
 
 
@@ -186,9 +211,15 @@ def speedups(report: dict[str, Any]) -> str:
             continue
         runs = by_config[trained]
         seeds = [seed for seed in runs if seed in default]
-        both = [s for s in seeds if runs[s]["seconds_to_target"] is not None and default[s]["seconds_to_target"] is not None]
+        both = [
+            s for s in seeds if runs[s]["seconds_to_target"] is not None and default[s]["seconds_to_target"] is not None
+        ]
         whole = _mean(runs, seeds, "seconds") / _mean(default, seeds, "seconds")
-        to_target = f"{_mean(runs, both, 'seconds_to_target') / _mean(default, both, 'seconds_to_target'):.2f}x" if both else "-"
+        to_target = (
+            f"{_mean(runs, both, 'seconds_to_target') / _mean(default, both, 'seconds_to_target'):.2f}x"
+            if both
+            else "-"
+        )
         label = name if trained == name else f"{name} (= {trained})"
         lines.append(f"| {label} | {whole:.2f}x | {to_target} ({len(both)} seeds) |")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ backpropagated like the gradient, with squares: d2E/da_k^2 = f'(a_k)^2 sum_i w_i
 off-diagonal and f'' terms dropped), and a shared weight's h_kk sums d2E/da_i^2 x_j^2 over its connections.
 A subsampling unit's inputs reach its average with weight 1/4 each, then its coefficient: (c/4)^2.
 """
+
 from __future__ import annotations
 
 import copy
@@ -39,8 +40,9 @@ def _output_curvature(model: LeNet1, loss: str, z: torch.Tensor) -> torch.Tensor
     return p * (1 - p)
 
 
-def _convolution(layer: Convolution, name: str, x: torch.Tensor, d2a: torch.Tensor,
-                 h: dict[str, torch.Tensor]) -> torch.Tensor:
+def _convolution(
+    layer: Convolution, name: str, x: torch.Tensor, d2a: torch.Tensor, h: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """h of the layer's kernels and biases from d2E/da^2; returns d2E/dx^2 of its input x."""
     kernel = layer.kernel().detach()
     dense = conv2d_weight(x * x, kernel.shape, d2a)
@@ -49,8 +51,9 @@ def _convolution(layer: Convolution, name: str, x: torch.Tensor, d2a: torch.Tens
     return conv2d_input(x.shape, kernel * kernel, d2a)
 
 
-def _subsampling(layer: Subsampling, name: str, x: torch.Tensor, d2a: torch.Tensor,
-                 h: dict[str, torch.Tensor]) -> torch.Tensor:
+def _subsampling(
+    layer: Subsampling, name: str, x: torch.Tensor, d2a: torch.Tensor, h: dict[str, torch.Tensor]
+) -> torch.Tensor:
     """As _convolution for 2x2 subsampling; d2a is d2E/da^2 of its units (their states, if not trainable)."""
     if layer.trainable:
         average = F.avg_pool2d(x, 2)

@@ -1,4 +1,5 @@
 """Test-set metrics."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,12 +33,19 @@ def prediction_rows(labels: torch.Tensor, predictions: torch.Tensor) -> list[dic
 
 def unit_states(states: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
     """Per digit: its label, its 0-255 image and every layer's unit states (``engine.states``), for the plot stage."""
-    return [{"label": int(label), "image": image.tolist(), **{name: values[row].tolist() for name, values in states.items()}}
-            for row, (image, label) in enumerate(zip(images, labels))]
+    return [
+        {
+            "label": int(label),
+            "image": image.tolist(),
+            **{name: values[row].tolist() for name, values in states.items()},
+        }
+        for row, (image, label) in enumerate(zip(images, labels))
+    ]
 
 
-def misclassified_digits(images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor,
-                         limit: int) -> list[dict[str, Any]]:
+def misclassified_digits(
+    images: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor, limit: int
+) -> list[dict[str, Any]]:
     """The first ``limit`` misclassified digits: label, prediction and 0-255 image, for the plot stage."""
     wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
     return [{"label": int(labels[i]), "predicted": int(predictions[i]), "image": images[i].tolist()} for i in wrong]

@@ -5,6 +5,7 @@ PNGs carry no software or date (``metadata``), text is matplotlib's bundled Deja
 in its pinned wheel, and every drawing is the same on x86-64 and arm64 (tests/test_figures.py compares them
 under emulation).  No torch here: the plot stage reads numbers, not models.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,13 +15,19 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from lenet1.outputs import write_atomic  # noqa: E402
+from lenet1.outputs import write_atomic
 
-STYLE = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9, "savefig.dpi": 100, "figure.dpi": 100,
-         "image.interpolation": "nearest"}
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "savefig.dpi": 100,
+    "figure.dpi": 100,
+    "image.interpolation": "nearest",
+}
 LAYERS = {"H1": 2, "H2": 2, "H3": 4, "H4": 4}  # maps per row of each layer's mosaic in the feature-map figure
 
 
@@ -32,8 +39,14 @@ def save(figure: plt.Figure, path: Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def grid(ax: plt.Axes, images: np.ndarray, per_row: int, limits: tuple[float, float], gap: float = 1.0,
-         labels: list[str] | None = None) -> None:
+def grid(
+    ax: plt.Axes,
+    images: np.ndarray,
+    per_row: int,
+    limits: tuple[float, float],
+    gap: float = 1.0,
+    labels: list[str] | None = None,
+) -> None:
     """(N, h, w) images in rows of ``per_row`` on one axes, ``gap`` pixels apart, grey levels from ``limits[0]``
     (white) to ``limits[1]`` (black); each ``labels`` entry in the gap above its image."""
     count, height, width = images.shape
@@ -87,8 +100,15 @@ def confusion(actual: list[int], predicted: list[int], path: Path) -> None:
         ax.imshow(np.sqrt(shares), cmap="Blues", vmin=0, vmax=1)  # sqrt: the few errors still show
         for (row, column), count in np.ndenumerate(counts):
             if count:
-                ax.text(column, row, str(count), ha="center", va="center", fontsize=7,
-                        color="white" if shares[row, column] > 0.5 else "black")
+                ax.text(
+                    column,
+                    row,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if shares[row, column] > 0.5 else "black",
+                )
         ax.set_xticks(range(10))
         ax.set_yticks(range(10))
         ax.set_xlabel("predicted")
@@ -102,14 +122,21 @@ def misclassified(digits: list[dict[str, Any]], path: Path) -> None:
     columns = 8
     rows = -(-len(digits) // columns)
     with plt.style.context("default"), plt.rc_context(STYLE):
-        figure, ax = plt.subplots(figsize=(max(0.8 * min(len(digits), columns), 4.2), 1.05 * rows + 0.5),
-                                  layout="constrained")
+        figure, ax = plt.subplots(
+            figsize=(max(0.8 * min(len(digits), columns), 4.2), 1.05 * rows + 0.5), layout="constrained"
+        )
         if digits:
-            grid(ax, np.asarray([digit["image"] for digit in digits]), columns, (0, 255),
-                 labels=[f"{digit['label']} → {digit['predicted']}" for digit in digits])
+            grid(
+                ax,
+                np.asarray([digit["image"] for digit in digits]),
+                columns,
+                (0, 255),
+                labels=[f"{digit['label']} → {digit['predicted']}" for digit in digits],
+            )
         ax.set_axis_off()
-        ax.set_title(f"Misclassified test digits (true → predicted): {len(digits)}" if digits
-                     else "No misclassified test digit")
+        ax.set_title(
+            f"Misclassified test digits (true → predicted): {len(digits)}" if digits else "No misclassified test digit"
+        )
         save(figure, path)
 
 
@@ -118,9 +145,20 @@ def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
     columns = 2 + len(LAYERS)
     with plt.style.context("default"), plt.rc_context(STYLE):
         # Fixed margins, not constrained layout, which measures a hundred images' extents at every draw.
-        figure, axes = plt.subplots(len(digits), columns, figsize=(2 * columns, 2.1 * len(digits)), squeeze=False,
-                                    gridspec_kw=dict(left=0.01, right=0.99, top=1 - 0.6 / (2.1 * len(digits)),
-                                                     bottom=0.3 / (2.1 * len(digits)), wspace=0.15, hspace=0.4))
+        figure, axes = plt.subplots(
+            len(digits),
+            columns,
+            figsize=(2 * columns, 2.1 * len(digits)),
+            squeeze=False,
+            gridspec_kw=dict(
+                left=0.01,
+                right=0.99,
+                top=1 - 0.6 / (2.1 * len(digits)),
+                bottom=0.3 / (2.1 * len(digits)),
+                wspace=0.15,
+                hspace=0.4,
+            ),
+        )
         figure.suptitle("What LeNet-1 computes: unit states per layer for test digits")
         for row, digit in zip(axes, digits):
             row[0].imshow(np.asarray(digit["image"]), cmap="gray_r", vmin=0, vmax=255)
@@ -140,8 +178,9 @@ def feature_maps(digits: list[dict[str, Any]], path: Path) -> None:
 def predictions(rows: list[dict[str, Any]], digits: np.ndarray, path: Path) -> None:
     """For each image ``lenet1.predict`` read: the 28x28 input the network saw beside its ten outputs."""
     with plt.style.context("default"), plt.rc_context(STYLE):
-        figure, axes = plt.subplots(len(rows), 2, figsize=(5.5, 2.0 * len(rows)), layout="constrained",
-                                    squeeze=False, width_ratios=(1, 1.6))
+        figure, axes = plt.subplots(
+            len(rows), 2, figsize=(5.5, 2.0 * len(rows)), layout="constrained", squeeze=False, width_ratios=(1, 1.6)
+        )
         for (picture, bars), row, digit in zip(axes, rows, digits):
             picture.imshow(digit, cmap="gray_r", vmin=0, vmax=255)
             picture.set_title(Path(row["image"]).name)

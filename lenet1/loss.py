@@ -1,8 +1,9 @@
 """The two training losses, in torch: the definition the exact engine's losses are tested against."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -20,9 +21,11 @@ def make_loss(name: str, model: LeNet1) -> Loss:
     if name == "cross_entropy":
         return F.cross_entropy
     if name == "mse":
+
         def mse(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             targets = F.one_hot(labels, outputs.shape[1]).to(outputs.dtype) * 2 - 1
             error = model.squash(outputs) - targets
             return (error * error).mean()
+
         return mse
     raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")

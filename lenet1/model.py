@@ -33,6 +33,7 @@ maps, plain average pooling without parameters, tanh:
 No ReLU, batch norm or dropout.  The model returns the ten output
 pre-activations; ``squash`` is the output nonlinearity the MSE loss applies.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ class Convolution(nn.Module):
     def kernel(self) -> torch.Tensor:
         if self.dense:
             return self.weight
-        kernel = self.weight.new_zeros(self.out_maps * self.in_maps, KERNEL, KERNEL).index_copy(0, self.slots, self.weight)
+        kernel = self.weight.new_zeros(self.out_maps * self.in_maps, KERNEL, KERNEL).index_copy(
+            0, self.slots, self.weight
+        )
         return kernel.view(self.out_maps, self.in_maps, KERNEL, KERNEL)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,8 +124,8 @@ class LeNet1(nn.Module):
         h3 = self.squash(a3)
         a4 = self.h4(h3)
         h4 = self.squash(a4) if trainable else a4
-        return {"A1": a1, "H1": h1, "A2": a2, "H2": h2, "A3": a3, "H3": h3, "A4": a4, "H4": h4,
-                "output": self.out(h4.flatten(1))}
+        hidden = {"A1": a1, "H1": h1, "A2": a2, "H2": h2, "A3": a3, "H3": h3, "A4": a4, "H4": h4}
+        return {**hidden, "output": self.out(h4.flatten(1))}
 
     def states(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every layer's unit states, after squashing as the paper draws them, and the outputs."""

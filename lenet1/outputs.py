@@ -4,6 +4,7 @@ A reader (or DVC) sees the old file or the whole new one, never a part; and
 the same content always gives the same bytes, so ``dvc.lock`` hashes match
 across machines.
 """
+
 from __future__ import annotations
 
 import io

@@ -9,6 +9,7 @@ model, as evaluate does.  Prints each image's digit and ten outputs (softmax pro
 the squashed outputs for MSE); ``--json``: a JSON list of {"image", "digit", "outputs"}; ``--out``: a PNG of
 what the network saw beside its outputs.  Exit status: 0 done, 1 a bad image or model file (one line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ def predict(model_path: Path, images: list[Path]) -> tuple[list[dict[str, Any]],
     outputs = engine.predict(inputs, EVAL_BATCH)
     if params["loss"] == "cross_entropy":
         outputs = torch.softmax(outputs.double(), dim=1)
-    rows = [{"image": str(path), "digit": int(values.argmax()), "outputs": [round(v, 6) for v in values.tolist()]}
-            for path, values in zip(images, outputs)]
+    rows = [
+        {"image": str(path), "digit": int(values.argmax()), "outputs": [round(v, 6) for v in values.tolist()]}
+        for path, values in zip(images, outputs)
+    ]
     return rows, digits
 
 
@@ -69,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
     for row in rows if not args.json else ():
-        print(f"{row['image']}: {row['digit']}  outputs " + " ".join(f"{d}:{v:.3f}" for d, v in enumerate(row["outputs"])))
+        print(
+            f"{row['image']}: {row['digit']}  outputs " + " ".join(f"{d}:{v:.3f}" for d, v in enumerate(row["outputs"]))
+        )
     return 0
 
 

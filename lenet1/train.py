@@ -4,13 +4,15 @@ Batches are index_select calls on tensors that hold the whole split (MNIST
 is 47 MB), not a per-sample Dataset/DataLoader: at LeNet-1's size the
 per-sample Python work would cost more than the network.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -85,8 +87,9 @@ def sdlm_rates(params: TrainParams, train: Split, order: torch.Tensor, engine: E
     return curvature.step_rates(h, params.mu, params.loss)
 
 
-def sgd_epochs(params: TrainParams, train: Split,
-               engine: Engine) -> Iterator[tuple[int, float, float, float, dict[str, float]]]:
+def sgd_epochs(
+    params: TrainParams, train: Split, engine: Engine
+) -> Iterator[tuple[int, float, float, float, dict[str, float]]]:
     """Train for ``params.epochs``; after each epoch yield (epoch, its lr, train loss, train accuracy, more),
     more being, for sdlm, the range of its effective rates lr / (mu + h_kk) at the paper's loss scale.
 
@@ -99,15 +102,27 @@ def sgd_epochs(params: TrainParams, train: Split,
         weight_rates, more = None, {}
         if params.optimizer == "sdlm":
             weight_rates = sdlm_rates(params, train, order, engine)
-            every = torch.cat([rate.flatten() for rate in weight_rates.values()]).double() * lr / curvature.SCALE[params.loss]
+            every = (
+                torch.cat([rate.flatten() for rate in weight_rates.values()]).double()
+                * lr
+                / curvature.SCALE[params.loss]
+            )
             more = {"rate_min": every.min().item(), "rate_max": every.max().item()}
-        train_loss, train_acc = engine.train_epoch(train.inputs, train.labels, order, params.batch_size, lr,
-                                                   params.weight_decay, weight_rates)
+        train_loss, train_acc = engine.train_epoch(
+            train.inputs, train.labels, order, params.batch_size, lr, params.weight_decay, weight_rates
+        )
         if not math.isfinite(train_loss) or train_loss > DIVERGED * GUESS[params.loss]:
-            way_out = f"lower train.lr (now {params.lr})" + (f" or raise train.mu (now {params.mu})"
-                                                                if params.optimizer == "sdlm" else "")
-            absurd = f", more than {DIVERGED} times a guess's ({GUESS[params.loss]:.3g})" if math.isfinite(train_loss) else ""
-            raise TrainingDiverged(f"training diverged at epoch {epoch}: the loss is {train_loss:.4g}{absurd}; {way_out}")
+            way_out = f"lower train.lr (now {params.lr})" + (
+                f" or raise train.mu (now {params.mu})" if params.optimizer == "sdlm" else ""
+            )
+            absurd = (
+                f", more than {DIVERGED} times a guess's ({GUESS[params.loss]:.3g})"
+                if math.isfinite(train_loss)
+                else ""
+            )
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}: the loss is {train_loss:.4g}{absurd}; {way_out}"
+            )
         yield epoch, lr, train_loss, train_acc, more
 
 
@@ -121,8 +136,10 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
     model = build_model(params.variant, params.seed, params.init)
     engine = engine_for(params, model, train)
     if params.optimizer == "sdlm" and params.batch_size > 1:
-        log(f"train: note: SDLM is defined per pattern (batch 1); at batch {params.batch_size} each step scales the "
-            "batch's mean gradient by lr / (mu + h_kk) (docs/paper-training.md)")
+        log(
+            f"train: note: SDLM is defined per pattern (batch 1); at batch {params.batch_size} each step scales the "
+            "batch's mean gradient by lr / (mu + h_kk) (docs/paper-training.md)"
+        )
     validating = len(val.labels) > 0
     if not validating:
         log("train: no validation digits (split.val_size: 0): the model kept is the last epoch's")
@@ -140,9 +157,11 @@ def fit(params: TrainParams, train: Split, val: Split, eval_batch_size: int = 10
             best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
             best_accuracy = row.get("val_accuracy", best_accuracy)
         checked = f"  val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.2%}" if validating else ""
-        log(f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}{checked}  "
+        log(
+            f"epoch {epoch:>3}/{params.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc {train_acc:.2%}{checked}  "
             f"{time.perf_counter() - epoch_started:.1f}s{'  *best' if improved and validating else ''}"
-            + (f"  rates {more['rate_min']:.2g}-{more['rate_max']:.2g}" if more else ""))
+            + (f"  rates {more['rate_min']:.2g}-{more['rate_max']:.2g}" if more else "")
+        )
         epoch_started = time.perf_counter()
     model.load_state_dict(best_state)
     return TrainResult(model, engine, best_epoch, history, time.perf_counter() - started)

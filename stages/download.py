@@ -6,6 +6,7 @@
 Exit status: 0 done, 1 some file could not be obtained (the message says what
 was tried and how to supply the files), 2 params.yaml is invalid.
 """
+
 from __future__ import annotations
 
 import argparse

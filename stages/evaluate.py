@@ -38,8 +38,10 @@ def main() -> None:
     write_json(paths.UNIT_STATES, unit_states(states, images[:FEATURE_DIGITS], labels[:FEATURE_DIGITS]), indent=None)
     wrong = misclassified_digits(images, labels, predictions, config.max_misclassified)
     write_json(paths.MISCLASSIFIED, wrong, indent=None)
-    print(f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
-          f"{len(wrong)} of them in {paths.MISCLASSIFIED}")
+    print(
+        f"evaluate: test accuracy {metrics['accuracy']:.2%} ({metrics['errors']} errors in {metrics['samples']}); "
+        f"{len(wrong)} of them in {paths.MISCLASSIFIED}"
+    )
 
 
 if __name__ == "__main__":

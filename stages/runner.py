@@ -1,10 +1,12 @@
 """Run a stage's main function with the error handling every stage shares."""
+
 from __future__ import annotations
 
 import os
 import signal
 import sys
-from typing import Callable, NoReturn
+from typing import NoReturn
+from collections.abc import Callable
 
 from lenet1.errors import InputError
 from lenet1.config.params import ParamsError
@@ -34,12 +36,16 @@ def run(main: Callable[[], None], stage: str, errors: tuple[type[BaseException],
         main()
     except (Interrupted, KeyboardInterrupt) as err:
         name = str(err) if isinstance(err, Interrupted) else "SIGINT"
-        print(f"{stage}: interrupted by {name}: its temporary files are removed and nothing half-written is left",
-              file=sys.stderr)
+        print(
+            f"{stage}: interrupted by {name}: its temporary files are removed and nothing half-written is left",
+            file=sys.stderr,
+        )
         return 128 + signal.Signals[name].value
     except ParamsError as err:
-        print(f"{stage}: error: invalid parameters:\n{err}\nFix params.yaml (or the --set-param value) and rerun.",
-              file=sys.stderr)
+        print(
+            f"{stage}: error: invalid parameters:\n{err}\nFix params.yaml (or the --set-param value) and rerun.",
+            file=sys.stderr,
+        )
         return 2
     except (InputError, *errors) as err:
         print(f"{stage}: error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ a bad param, before it removes any other stage's outputs.  The file's content
 is the same for every valid params.yaml, so a param change does not by itself
 rerun the stages after it.
 """
+
 import sys
 
 from lenet1.pipeline import paths

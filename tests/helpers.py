@@ -1,4 +1,5 @@
 """Small generated MNIST-shaped data shared by the tests."""
+
 from __future__ import annotations
 
 import os
@@ -48,4 +49,6 @@ def write_params(directory: Path, **changes: dict) -> Path:
 def run_stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``python -m stages.<name>`` in ``cwd`` as DVC would, with the repository importable."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", f"stages.{name}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{name}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )

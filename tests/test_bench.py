@@ -1,4 +1,5 @@
 """bench/train_speed.py end to end on tiny generated data: a check of what it compares, not a timing."""
+
 import json
 import subprocess
 import sys
@@ -15,8 +16,21 @@ def run_bench(*options: str) -> subprocess.CompletedProcess:
 def test_both_loops_train_the_same_model_on_the_same_images_to_the_same_loss(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "speed.json"
     fake_mnist(raw, train=600, test=100)
-    done = run_bench("--raw-dir", str(raw), "--images", "96", "--repeats", "1", "--batch-sizes", "16,32",
-                     "--threads", "1", "--no-time-to-accuracy", "--json", str(out))
+    done = run_bench(
+        "--raw-dir",
+        str(raw),
+        "--images",
+        "96",
+        "--repeats",
+        "1",
+        "--batch-sizes",
+        "16,32",
+        "--threads",
+        "1",
+        "--no-time-to-accuracy",
+        "--json",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     for row in results["loops"]:
@@ -74,33 +88,50 @@ def test_time_to_accuracy_says_which_stage_makes_missing_data(tmp_path, monkeypa
 
 
 def test_train_steps_profile_lists_the_top_operations():
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "train_steps.py"), "--profile", "--top", "3", "4", "2", "1"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "train_steps.py"), "--profile", "--top", "3", "4", "2", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert "ATen calls per step" in lines[0] and len(lines) == 4 and all(line.startswith("aten::") for line in lines[1:])
+    assert (
+        "ATen calls per step" in lines[0] and len(lines) == 4 and all(line.startswith("aten::") for line in lines[1:])
+    )
 
 
 def test_train_steps_runs_from_this_checkout_or_another(tmp_path):
     script = ROOT / "bench" / "train_steps.py"
     for extra in ([], ["--repo", str(ROOT)], ["--variant", "paper", "--loss", "mse"], ["--engine", "stock"]):
-        done = subprocess.run([sys.executable, str(script), *extra, "4", "2", "1"], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(script), *extra, "4", "2", "1"], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
-    missing = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path), "4", "2", "1"], capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, str(script), "--repo", str(tmp_path), "4", "2", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode != 0 and "lenet1" in missing.stderr
 
 
 def test_bad_lists_and_thread_counts_are_usage_errors_before_any_work(tmp_path):
     import os
 
-    for options, says in [(["--seeds", "abc"], "'abc': expected comma-separated whole numbers"),
-                          (["--batch-sizes", "16,64,"], "'16,64,': expected comma-separated whole numbers"),
-                          (["--batch-sizes", "0"], "each value must be at least 1"),
-                          (["--threads", "0"], "--threads must be >= 1")]:
+    for options, says in [
+        (["--seeds", "abc"], "'abc': expected comma-separated whole numbers"),
+        (["--batch-sizes", "16,64,"], "'16,64,': expected comma-separated whole numbers"),
+        (["--batch-sizes", "0"], "each value must be at least 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ]:
         done = run_bench("--raw-dir", str(tmp_path / "raw"), *options)
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, (options, done.stderr)
     env = dict(os.environ, LENET1_THREADS="0")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--no-time-to-accuracy"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--no-time-to-accuracy"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 2 and "LENET1_THREADS='0'" in done.stderr and "Traceback" not in done.stderr
     assert time_to_accuracy_module().int_list("3,1,2") == [3, 1, 2]
 
@@ -108,13 +139,21 @@ def test_bad_lists_and_thread_counts_are_usage_errors_before_any_work(tmp_path):
 def test_a_config_equal_to_an_earlier_one_is_trained_once_and_compared_through_it():
     bench = time_to_accuracy_module()
     configs, same_as = bench.distinct({"default": 1, "default, fast": 2, "old default": 1, "old default, fast": 2})
-    assert configs == {"default": 1, "default, fast": 2} and same_as == {"old default": "default", "old default, fast": "default, fast"}
-    runs = [{"config": "default", "seed": 1, "seconds": 10.0, "seconds_to_target": 8.0},
-            {"config": "default, fast", "seed": 1, "seconds": 40.0, "seconds_to_target": 30.0},
-            {"config": "default", "seed": 2, "seconds": 10.0, "seconds_to_target": None},
-            {"config": "default, fast", "seed": 2, "seconds": 40.0, "seconds_to_target": 34.0}]
+    assert configs == {"default": 1, "default, fast": 2} and same_as == {
+        "old default": "default",
+        "old default, fast": "default, fast",
+    }
+    runs = [
+        {"config": "default", "seed": 1, "seconds": 10.0, "seconds_to_target": 8.0},
+        {"config": "default, fast", "seed": 1, "seconds": 40.0, "seconds_to_target": 30.0},
+        {"config": "default", "seed": 2, "seconds": 10.0, "seconds_to_target": None},
+        {"config": "default, fast", "seed": 2, "seconds": 40.0, "seconds_to_target": 34.0},
+    ]
     lines = bench.speedups({"target": 0.989, "runs": runs, "same_as": same_as}).splitlines()
-    assert lines[2:] == ["| default, fast | 4.00x | 3.75x (1 seeds) |", "| old default, fast (= default, fast) | 4.00x | 3.75x (1 seeds) |"]
+    assert lines[2:] == [
+        "| default, fast | 4.00x | 3.75x (1 seeds) |",
+        "| old default, fast (= default, fast) | 4.00x | 3.75x (1 seeds) |",
+    ]
 
 
 def test_the_roofline_flop_count_is_what_torch_counts_for_the_layer_shapes():

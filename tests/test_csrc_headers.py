@@ -1,5 +1,6 @@
 """Each of the engine's C headers compiles on its own: it includes what it uses, so it can be read (and
 reused) without knowing which file engine.c includes before it."""
+
 import shutil
 import subprocess
 
@@ -18,7 +19,11 @@ WARNINGS = ("-Wall", "-Werror", "-Wno-psabi", "-Wno-unused-function")
 @pytest.mark.parametrize("header", HEADERS)
 def test_header_compiles_alone(header):
     for defines in DEFINES:
-        done = subprocess.run(["cc", "-fsyntax-only", "-std=gnu11", *WARNINGS, *defines, f"-I{build.SOURCES}",
-                               "-x", "c", "-"], input=f'#include "{header}"\n', capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            ["cc", "-fsyntax-only", "-std=gnu11", *WARNINGS, *defines, f"-I{build.SOURCES}", "-x", "c", "-"],
+            input=f'#include "{header}"\n',
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, f"{header} with {defines or 'no -D'}:\n{done.stderr}"

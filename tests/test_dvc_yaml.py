@@ -3,6 +3,7 @@
 Otherwise a change to that file would not rerun the stage, and `dvc repro`
 would call outputs "up to date" that the current code would not produce.
 """
+
 import functools
 from pathlib import Path
 
@@ -37,13 +38,15 @@ def test_every_imported_project_file_is_a_dependency(name):
 
 def test_the_deps_tool_checks_and_rewrites_only_the_code_deps():
     text = (ROOT / "dvc.yaml").read_text()
-    stale = text.replace("      - lenet1/errors.py\n", "", 1).replace("      - stages/runner.py\n",
-                                                                       "      - stages/runner.py\n      - lenet1/loss.py\n", 1)
+    stale = text.replace("      - lenet1/errors.py\n", "", 1).replace(
+        "      - stages/runner.py\n", "      - stages/runner.py\n      - lenet1/loss.py\n", 1
+    )
     assert stale != text
     assert deps.rewrite(stale, generated()) == text  # data deps, params and comments kept line for line
     assert deps.rewrite(text, generated()) == text
     assert deps.differences(stale, generated()) == [
-        "stage validate: missing ['lenet1/errors.py'], not needed ['lenet1/loss.py']"]
+        "stage validate: missing ['lenet1/errors.py'], not needed ['lenet1/loss.py']"
+    ]
     assert deps.differences(text, generated()) == []
 
 
@@ -57,8 +60,11 @@ def test_a_directory_dep_must_be_needed_whole(tmp_path):
     bytecode = lambda path: "__pycache__" in path.parts  # noqa: E731 (what .dvcignore leaves out, for this tree)
     elsewhere = tmp_path / "lenet1" / "elsewhere.py"
     needed = {package / "used.py", package / "csrc", elsewhere}
-    assert deps.code_deps(needed, bytecode, tmp_path) == ["lenet1/elsewhere.py", "lenet1/package/csrc",
-                                                           "lenet1/package/used.py"]  # other.py is not needed
+    assert deps.code_deps(needed, bytecode, tmp_path) == [
+        "lenet1/elsewhere.py",
+        "lenet1/package/csrc",
+        "lenet1/package/used.py",
+    ]  # other.py is not needed
     needed.add(package / "other.py")
     assert deps.code_deps(needed, bytecode, tmp_path) == ["lenet1/elsewhere.py", "lenet1/package"]  # not the bytecode
 
@@ -89,8 +95,9 @@ def test_dvc_parses_our_yaml_with_libyaml_and_gets_the_same_values():
         assert ruamel.yaml.YAML(typ="safe").load(text) == ruamel.yaml.YAML(typ="safe", pure=True).load(text), name
 
 
-@pytest.mark.parametrize("name", ["__pycache__/exact.cpython-311.pyc", ".exact.py.swp", "exact.py~", ".#exact.py",
-                                  "csrc/.DS_Store"])
+@pytest.mark.parametrize(
+    "name", ["__pycache__/exact.cpython-311.pyc", ".exact.py.swp", "exact.py~", ".#exact.py", "csrc/.DS_Store"]
+)
 def test_a_directory_dep_hashes_code_not_bytecode_or_editor_files(name):
     # .dvcignore: a stray file in lenet1/engine must not change the dep's hash and rerun train and evaluate.
     engine = ROOT / "lenet1" / "engine"

@@ -1,12 +1,13 @@
 """The exact engine computes LeNet-1 as lenet1/model.py defines it (both variants, both losses), and its bits
 do not depend on threads, SIMD width or the caller's floating-point mode."""
+
 import math
 import platform
 
 import pytest
 import torch
 
-from lenet1.engine import ExactEngine, build, exact, make_engine
+from lenet1.engine import ExactEngine, build, exact
 from lenet1.engine.probe import reference_step
 from lenet1.errors import InputError
 from lenet1.model import build_model
@@ -142,7 +143,8 @@ def test_baseline_sse2_code_gives_the_bits_of_this_cpus_copy(monkeypatch, varian
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 compiles for this CPU's instruction set")
 def test_the_loaded_build_is_compiled_for_this_cpus_instruction_set_only():
     target = {"AVX512": '-DLENET1_TARGET="avx512f"', "AVX2": '-DLENET1_TARGET="avx2"'}.get(
-        torch.backends.cpu.get_cpu_capability(), "-DLENET1_BASELINE_ONLY")
+        torch.backends.cpu.get_cpu_capability(), "-DLENET1_BASELINE_ONLY"
+    )
     assert exact.target_flags() == (target,)
     assert exact.library_for(16) is build.library((target,))
 
@@ -171,8 +173,10 @@ def test_a_label_outside_0_to_9_fails_and_leaves_the_weights():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-@pytest.mark.skipif(" fma" not in (open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""),
-                    reason="needs an x86-64 CPU with FMA")
+@pytest.mark.skipif(
+    " fma" not in (open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""),
+    reason="needs an x86-64 CPU with FMA",
+)
 def test_fused_multiply_adds_would_change_the_bits(monkeypatch):
     """The control for the test above: contracting a * b + c into one rounding does change the weights, so
     -ffp-contract=off is what keeps them, and comparing two builds can catch it."""
@@ -197,6 +201,7 @@ def test_more_threads_than_the_c_code_starts_give_the_same_outputs():
 
 def test_a_caller_flushing_subnormals_to_zero_changes_nothing():
     """torch.set_flush_denormal(True) sets the CPU to flush tiny floats to 0; the C code sets it back while it runs."""
+
     def step() -> list[torch.Tensor]:
         model = build_model("full", 7)
         chosen = engine(model)

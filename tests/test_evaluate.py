@@ -21,7 +21,10 @@ def test_metrics_on_a_hand_made_case():
 
 
 def test_prediction_rows():
-    assert prediction_rows(torch.tensor([3, 4]), torch.tensor([3, 9])) == [{"actual": 3, "predicted": 3}, {"actual": 4, "predicted": 9}]
+    assert prediction_rows(torch.tensor([3, 4]), torch.tensor([3, 9])) == [
+        {"actual": 3, "predicted": 3},
+        {"actual": 4, "predicted": 9},
+    ]
 
 
 def test_misclassified_digits_are_the_first_wrong_ones_with_their_images():

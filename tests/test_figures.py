@@ -1,5 +1,6 @@
 """The plot stage's figures: matplotlib PNGs with the same bytes on every run and machine, drawn without torch,
 and a missing or damaged input is one clear line."""
+
 import json
 import os
 import subprocess
@@ -21,10 +22,10 @@ def png_text_chunks(data: bytes) -> list[bytes]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     chunks, position = [], 8
     while position < len(data):
-        length = int.from_bytes(data[position:position + 4], "big")
-        kind = data[position + 4:position + 8]
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
         if kind in (b"tEXt", b"zTXt", b"iTXt"):
-            chunks.append(data[position + 8:position + 8 + length])
+            chunks.append(data[position + 8 : position + 8 + length])
         position += 12 + length
     return chunks
 
@@ -54,8 +55,14 @@ def test_misclassified_digits_are_drawn_in_their_grey_levels(tmp_path):
 def plot_stage(cwd: Path) -> subprocess.CompletedProcess:
     check = "import runpy, sys; runpy.run_module('stages.plot', run_name='__main__')"
     code = f"import sys, atexit; atexit.register(lambda: print('torch' in sys.modules, file=sys.stderr)); {check}"
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def write_inputs(folder: Path) -> None:
@@ -63,10 +70,12 @@ def write_inputs(folder: Path) -> None:
     (folder / "plots").mkdir()
     (folder / "data" / "figures").mkdir(parents=True)
     (folder / "plots" / "train_history.csv").write_text(  # no validation split; SDLM's rates, some as 8e-06
-        "epoch,train_loss,train_accuracy,rate_min\n" + "".join(f"{r['epoch']},{r['train_loss']},{r['train_accuracy']},8e-06\n"
-                                                              for r in data["history"]))
+        "epoch,train_loss,train_accuracy,rate_min\n"
+        + "".join(f"{r['epoch']},{r['train_loss']},{r['train_accuracy']},8e-06\n" for r in data["history"])
+    )
     (folder / "plots" / "test_predictions.csv").write_text(
-        "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(data["actual"], data["predicted"])))
+        "actual,predicted\n" + "".join(f"{a},{p}\n" for a, p in zip(data["actual"], data["predicted"]))
+    )
     (folder / "data" / "figures" / "unit_states.json").write_text(json.dumps(data["states"]))
     (folder / "data" / "figures" / "misclassified.json").write_text(json.dumps(data["wrong"]))
 
@@ -101,8 +110,9 @@ def test_the_same_png_bytes_on_emulated_arm64(tmp_path):
         pytest.skip(f"{message} is missing")
     script = str(ROOT / "tests" / "draw_figures.py")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{FIGURE_WHEELS}", "MPLCONFIGDIR": str(tmp_path / "mpl")}
-    arm64 = subprocess.run([str(ARM64 / "python"), script, str(tmp_path)], env=env, capture_output=True, text=True,
-                           timeout=600)
+    arm64 = subprocess.run(
+        [str(ARM64 / "python"), script, str(tmp_path)], env=env, capture_output=True, text=True, timeout=600
+    )
     assert arm64.returncode == 0, arm64.stderr
     (tmp_path / "native").mkdir()
     assert json.loads(arm64.stdout) == draw(tmp_path / "native")

@@ -7,8 +7,20 @@ from lenet1.model import FULL_PARAMETERS, PAPER_PARAMETERS, LeNet1, build_model,
 from lenet1.tools.structure import connections, units
 
 # Table 1, p. 400 of LeCun et al. (NIPS 2, 1990), maps numbered from 1: H3 map -> the H2 maps it reads.
-PAPER_TABLE_1 = {1: {1}, 2: {1, 2}, 3: {1, 2}, 4: {2}, 5: {1, 2}, 6: {1, 2},
-                 7: {3}, 8: {3, 4}, 9: {3, 4}, 10: {4}, 11: {3, 4}, 12: {3, 4}}
+PAPER_TABLE_1 = {
+    1: {1},
+    2: {1, 2},
+    3: {1, 2},
+    4: {2},
+    5: {1, 2},
+    6: {1, 2},
+    7: {3},
+    8: {3, 4},
+    9: {3, 4},
+    10: {4},
+    11: {3, 4},
+    12: {3, 4},
+}
 
 
 def measured_h3_inputs(model: LeNet1) -> dict[int, set[int]]:
@@ -60,7 +72,7 @@ def test_layer_shapes(variant):
 
 def test_same_seed_same_initial_weights_and_different_seed_differs():
     a, b, c = build_model("full", 3), build_model("full", 3), build_model("full", 4)
-    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.equal(pa, pb)
     assert not all(torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
 
@@ -88,24 +100,40 @@ def test_saved_model_loads_back(tmp_path):
     assert load_model(tmp_path / "m.pt")[1]["input"] == "paper16" and (tmp_path / "m.pt").read_bytes() != plain
 
 
-FULL_HEADER = {"format": 3, "engine": "exact", "engine_version": 3,
-               "architecture": {"h3_table": [[0, 1, 2, 3]] * 12, "trainable_subsampling": False, "amplitude": 1.0, "slope": 1.0}}
+FULL_HEADER = {
+    "format": 3,
+    "engine": "exact",
+    "engine_version": 3,
+    "architecture": {"h3_table": [[0, 1, 2, 3]] * 12, "trainable_subsampling": False, "amplitude": 1.0, "slope": 1.0},
+}
 FULL_PARAMS = {"variant": "full", "loss": "cross_entropy"}
 NAN_WEIGHTS = {**build_model("full", 0).state_dict(), "out.bias": torch.full((10,), float("nan"))}
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"state_dict": {}, "params": {"variant": "paper"}}, "model format 1, this code reads format 3"),
-    ([1, 2, 3], "not a model file written by the train stage"),
-    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "lenet5"}}, "unknown variant 'lenet5'"),
-    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full"}}, "unknown loss None"),
-    ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full", "loss": "hinge"}}, "unknown loss 'hinge'"),
-    ({**FULL_HEADER, "engine": "gpu", "state_dict": {}, "params": FULL_PARAMS}, "unknown engine 'gpu'"),
-    ({**FULL_HEADER, "architecture": {}, "state_dict": {}, "params": FULL_PARAMS}, "made by another LeNet-1 'full'"),
-    ({**FULL_HEADER, "state_dict": {**build_model("full", 0).state_dict(), "h1.weight": torch.zeros(3)}, "params": FULL_PARAMS},
-     r"do not fit LeNet-1 'full': h1.weight is \(3,\), expected \(4, 1, 5, 5\)"),
-    ({**FULL_HEADER, "state_dict": NAN_WEIGHTS, "params": FULL_PARAMS}, "out.bias holds NaN or infinite weights"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"state_dict": {}, "params": {"variant": "paper"}}, "model format 1, this code reads format 3"),
+        ([1, 2, 3], "not a model file written by the train stage"),
+        ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "lenet5"}}, "unknown variant 'lenet5'"),
+        ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full"}}, "unknown loss None"),
+        ({**FULL_HEADER, "state_dict": {}, "params": {"variant": "full", "loss": "hinge"}}, "unknown loss 'hinge'"),
+        ({**FULL_HEADER, "engine": "gpu", "state_dict": {}, "params": FULL_PARAMS}, "unknown engine 'gpu'"),
+        (
+            {**FULL_HEADER, "architecture": {}, "state_dict": {}, "params": FULL_PARAMS},
+            "made by another LeNet-1 'full'",
+        ),
+        (
+            {
+                **FULL_HEADER,
+                "state_dict": {**build_model("full", 0).state_dict(), "h1.weight": torch.zeros(3)},
+                "params": FULL_PARAMS,
+            },
+            r"do not fit LeNet-1 'full': h1.weight is \(3,\), expected \(4, 1, 5, 5\)",
+        ),
+        ({**FULL_HEADER, "state_dict": NAN_WEIGHTS, "params": FULL_PARAMS}, "out.bias holds NaN or infinite weights"),
+    ],
+)
 def test_foreign_or_old_model_files_are_refused_with_the_fix(tmp_path, content, message):
     torch.save(content, tmp_path / "m.pt")
     with pytest.raises(ValueError, match=message) as err:
@@ -129,4 +157,4 @@ def test_lecun98_init_is_uniform_in_2_4_over_each_units_fan_in(variant):
     assert model.out.weight.abs().max() <= 2.4 / 192 < default.out.weight.abs().max()
     # The same random draws, scaled: the seed alone decides the pattern.
     ratio = model.out.weight / default.out.weight
-    assert torch.allclose(ratio, torch.full_like(ratio, (2.4 / 192) * 192 ** 0.5))
+    assert torch.allclose(ratio, torch.full_like(ratio, (2.4 / 192) * 192**0.5))

@@ -4,6 +4,7 @@ by the exact engine or refused before training starts, never silently ignored.
 Each mutation edits a copy of the project, then runs its train stage on small generated digits, as
 `dvc exp run` would after the same edit.
 """
+
 import os
 import shutil
 import subprocess
@@ -21,10 +22,14 @@ from tests.helpers import ROOT, write_params
 
 REFUSAL = "train: error: deterministic mode refuses LeNet-1"
 WAY_OUT = "set train.deterministic: false to train the edit with stock PyTorch kernels"
-STEEPER_SQUASH = ("        return self.architecture.amplitude * torch.tanh(self.architecture.slope * x)",
-                  "        return self.architecture.amplitude * torch.tanh(2 * self.architecture.slope * x)")
-SCALED_OUTPUT = ('                "output": self.out(h4.flatten(1))}',
-                 '                "output": 1.5 * self.out(h4.flatten(1))}')
+STEEPER_SQUASH = (
+    "        return self.architecture.amplitude * torch.tanh(self.architecture.slope * x)",
+    "        return self.architecture.amplitude * torch.tanh(2 * self.architecture.slope * x)",
+)
+SCALED_OUTPUT = (
+    '        return {**hidden, "output": self.out(h4.flatten(1))}',
+    '        return {**hidden, "output": 1.5 * self.out(h4.flatten(1))}',
+)
 
 
 def edited_project(tmp_path, edit: tuple[str, str] | None, deterministic: bool, variant: str = "full"):
@@ -38,16 +43,24 @@ def edited_project(tmp_path, edit: tuple[str, str] | None, deterministic: bool, 
         assert text.count(edit[0]) == 1, "the mutation no longer applies: update it to the model code"
         model_py.write_text(text.replace(*edit))
     rng = np.random.default_rng(0)
-    splits = {name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.int64))
-              for name, n in (("train", 96), ("val", 32), ("test", 32))}
+    splits = {
+        name: (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.int64))
+        for name, n in (("train", 96), ("val", 32), ("test", 32))
+    }
     write_splits(splits, project / "data" / "prepared")
     write_params(project, train={"variant": variant, "epochs": 1, "batch_size": 16, "deterministic": deterministic})
     return project
 
 
 def train_stage(project) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stages.train"], cwd=project, capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, LENET1_THREADS="1", PYTHONPATH=str(project)))
+    return subprocess.run(
+        [sys.executable, "-m", "stages.train"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, LENET1_THREADS="1", PYTHONPATH=str(project)),
+    )
 
 
 def trained_weights(project) -> list[torch.Tensor]:
@@ -72,8 +85,10 @@ def test_an_unedited_model_trains_in_both_modes(tmp_path):
 def test_a_changed_squash_is_refused_in_deterministic_mode_and_trained_in_fast_mode(tmp_path):
     refused = edited_project(tmp_path / "exact", STEEPER_SQUASH, deterministic=True)
     assert_refused_and_nothing_written(train_stage(refused), refused)
-    edited, plain = (edited_project(tmp_path / name, edit, deterministic=False) for name, edit in
-                     (("edited", STEEPER_SQUASH), ("plain", None)))
+    edited, plain = (
+        edited_project(tmp_path / name, edit, deterministic=False)
+        for name, edit in (("edited", STEEPER_SQUASH), ("plain", None))
+    )
     assert train_stage(edited).returncode == 0 and train_stage(plain).returncode == 0
     assert not all(torch.equal(a, b) for a, b in zip(trained_weights(edited), trained_weights(plain)))
 
@@ -91,7 +106,10 @@ def test_a_different_h3_table_for_paper_is_trained_faithfully(monkeypatch):
     model, reference = build_model("paper", 3), build_model("paper", 3).double()
     assert model.h3.weight.shape == (26, 5, 5)
     generator = torch.Generator().manual_seed(0)
-    inputs, labels = torch.rand(48, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(0, 10, (48,), generator=generator)
+    inputs, labels = (
+        torch.rand(48, 1, 28, 28, generator=generator) * 2 - 1,
+        torch.randint(0, 10, (48,), generator=generator),
+    )
     engine, stock = ExactEngine(model, "mse", inputs, labels), StockEngine(reference, "mse")
     for start in range(0, 48, 16):
         engine.train_step(inputs[start : start + 16], labels[start : start + 16], 0.2, 0.0)
@@ -104,14 +122,19 @@ def test_a_squash_described_as_data_is_trained_faithfully(monkeypatch):
     monkeypatch.setitem(ARCHITECTURES, "full", Architecture(ARCHITECTURES["full"].h3_table, False, 1.0, 2.0))
     model = build_model("full", 1)
     generator = torch.Generator().manual_seed(1)
-    inputs, labels = torch.rand(16, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(0, 10, (16,), generator=generator)
+    inputs, labels = (
+        torch.rand(16, 1, 28, 28, generator=generator) * 2 - 1,
+        torch.randint(0, 10, (16,), generator=generator),
+    )
     ExactEngine(model, "cross_entropy", inputs, labels)  # the probe passes: tanh(2x) is described, not coded
 
 
 def test_weights_of_the_wrong_shape_are_refused_at_the_boundary():
     model = build_model("full", 1)
     model.out = torch.nn.Linear(192, 11)
-    with pytest.raises(exact.LayoutError, match=r"expects out.weight of shape \(10, 192\), this model's is \(11, 192\)"):
+    with pytest.raises(
+        exact.LayoutError, match=r"expects out.weight of shape \(10, 192\), this model's is \(11, 192\)"
+    ):
         exact.Layout.of(model, "cross_entropy")
 
 
@@ -157,5 +180,8 @@ def test_the_probe_accepts_a_saturated_network():
     with torch.no_grad():  # every output squashed to -1.7159, where its slope is 0 to float32 precision
         model.out.bias.fill_(-12.0)
     generator = torch.Generator().manual_seed(3)
-    inputs, labels = torch.rand(16, 1, 28, 28, generator=generator) * 2 - 1, torch.randint(0, 10, (16,), generator=generator)
+    inputs, labels = (
+        torch.rand(16, 1, 28, 28, generator=generator) * 2 - 1,
+        torch.randint(0, 10, (16,), generator=generator),
+    )
     ExactEngine(model, "mse", inputs, labels)  # raises EngineMismatch if refused

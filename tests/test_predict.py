@@ -1,5 +1,6 @@
 """python -m lenet1.predict: real MNIST test digits, as PNGs and dressed as photos, get what evaluate computes
 for them; bad pictures and model files get one line and exit 1."""
+
 import gzip
 import json
 import subprocess
@@ -39,8 +40,9 @@ def trained(path, images, labels, kind="mnist28"):
     model = build_model("full", 1)
     engine = ExactEngine(model, "cross_entropy", inputs[:16], labels[:16])
     for epoch in range(2):
-        engine.train_epoch(inputs, labels[:6000], torch.randperm(6000, generator=torch.Generator().manual_seed(epoch)),
-                           16, 0.1, 0.0)
+        engine.train_epoch(
+            inputs, labels[:6000], torch.randperm(6000, generator=torch.Generator().manual_seed(epoch)), 16, 0.1, 0.0
+        )
     save_model(path, model, {"variant": "full", "loss": "cross_entropy"}, 2, engine, kind)
     return engine
 
@@ -51,7 +53,7 @@ def model(tmp_path_factory, digits):
     images, labels = digits
     path = tmp_path_factory.mktemp("model") / "lenet1.pt"
     engine = trained(path, images, labels)
-    checked = images[6000:6000 + CHECKED]
+    checked = images[6000 : 6000 + CHECKED]
     return path, engine.predict(to_inputs(checked), 1000).argmax(1)
 
 
@@ -63,7 +65,7 @@ def agreement(model_path, pictures, expected) -> float:
 def test_mnist_digits_as_pngs_predict_what_evaluate_predicted(tmp_path, digits, model):
     path, expected = model
     pictures = []
-    for i, image in enumerate(digits[0][6000:6000 + CHECKED].numpy()):
+    for i, image in enumerate(digits[0][6000 : 6000 + CHECKED].numpy()):
         pictures.append(tmp_path / f"{i}.png")
         Image.fromarray(image).save(pictures[-1])
     assert agreement(path, pictures, expected) >= 0.99
@@ -73,7 +75,7 @@ def test_the_same_digits_dressed_as_photos_still_agree(tmp_path, digits, model):
     path, expected = model
     rng = np.random.default_rng(0)
     pictures = []
-    for i, image in enumerate(digits[0][6000:6000 + 300].numpy()):
+    for i, image in enumerate(digits[0][6000 : 6000 + 300].numpy()):
         pictures.append(tmp_path / f"{i}.jpg")
         photo(image, rng).save(pictures[-1], quality=90)
     assert agreement(path, pictures, expected[:300]) >= 0.95
@@ -105,6 +107,7 @@ def test_json_and_the_picture_of_what_it_saw(tmp_path, digits, model, capsys):
 
 def huge_png(path, side: int) -> None:
     """A PNG whose header claims side x side pixels, with no pixel data: decoding it would take side² bytes."""
+
     def chunk(kind: bytes, data: bytes = b"") -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -114,8 +117,15 @@ def huge_png(path, side: int) -> None:
 
 def bad_model(path) -> None:
     model = build_model("full", 1)
-    torch.save({"format": 3, "engine": "exact", "params": {"variant": "huge", "loss": "mse"},
-                "state_dict": model.state_dict()}, path)
+    torch.save(
+        {
+            "format": 3,
+            "engine": "exact",
+            "params": {"variant": "huge", "loss": "mse"},
+            "state_dict": model.state_dict(),
+        },
+        path,
+    )
 
 
 CASES = {
@@ -142,9 +152,22 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, digits, model, case):
     if make_model:
         model_path = tmp_path / "model.pt"
         make_model(model_path)
-    result = subprocess.run([sys.executable, "-m", "lenet1.predict", "--model", str(model_path), "--out",
-                             str(tmp_path / "seen.png"), str(picture)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lenet1.predict",
+            "--model",
+            str(model_path),
+            "--out",
+            str(tmp_path / "seen.png"),
+            str(picture),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and result.stdout == "", result
     [line] = result.stderr.splitlines()
     assert line.startswith("predict: error: ") and message in line and "weights_only=False" not in line, line

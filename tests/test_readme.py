@@ -1,5 +1,6 @@
 """The README's commands are real: every dvc flag exists, every -S names a param with a valid value,
 every `python -m` module exists and parses its options; the ones cheap enough run."""
+
 import re
 import shlex
 import subprocess
@@ -16,7 +17,12 @@ from tests.helpers import ROOT
 BIN = Path(sys.executable).parent
 
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "results" / "README.md", ROOT / "bench" / "README.md"]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "results" / "README.md",
+    ROOT / "bench" / "README.md",
+]
 
 
 def readme_commands() -> list[list[str]]:
@@ -52,7 +58,9 @@ def test_dvc_commands_use_existing_options(words):
         subcommand = subcommand[:1]
     help_text = subprocess.run([str(BIN / "dvc"), *subcommand, "--help"], capture_output=True, text=True).stdout
     for flag in (w.split("=")[0] for w in words if w.startswith("-")):
-        assert re.search(re.escape(flag) + r"(?![\w-])", help_text), f"{' '.join(words)}: dvc {' '.join(subcommand)} has no {flag}"
+        assert re.search(re.escape(flag) + r"(?![\w-])", help_text), (
+            f"{' '.join(words)}: dvc {' '.join(subcommand)} has no {flag}"
+        )
 
 
 @pytest.mark.parametrize("words", [c for c in COMMANDS if "-S" in c], ids=" ".join)
@@ -95,8 +103,13 @@ def test_the_docs_are_references_not_logs():
     # Each figure names the commit it was measured at; older rounds are git's (bench/README.md's first lines).
     assert len((ROOT / "bench" / "README.md").read_text().splitlines()) <= 120
     words = sorted(set(re.findall(r"\b[0-9a-f]{7,40}\b", "\n".join(path.read_text() for path in DOCS))))
-    kinds = subprocess.run(["git", "cat-file", "--batch-check=%(objecttype)"], cwd=ROOT, input="\n".join(words) + "\n",
-                           capture_output=True, text=True).stdout.splitlines()
+    kinds = subprocess.run(
+        ["git", "cat-file", "--batch-check=%(objecttype)"],
+        cwd=ROOT,
+        input="\n".join(words) + "\n",
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     commits = [word for word, kind in zip(words, kinds) if kind == "commit"]
     assert len(commits) <= 10, f"the docs name {len(commits)} commits: {commits}"
 

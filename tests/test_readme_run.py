@@ -3,6 +3,7 @@
 Slow (DVC starts in a subprocess for each), so marked `slow`.  Training commands are only queued, never run:
 a queued sweep shows how many experiments the README's `-S` values make.
 """
+
 import math
 import os
 import re
@@ -30,7 +31,10 @@ def clone(tmp_path_factory):
 
 
 def run(words: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    words = [str(BIN / words[0]) if words[0] == "dvc" else sys.executable if words[0] == "python" else words[0], *words[1:]]
+    words = [
+        str(BIN / words[0]) if words[0] == "dvc" else sys.executable if words[0] == "python" else words[0],
+        *words[1:],
+    ]
     return sh(words, cwd)
 
 
@@ -59,8 +63,9 @@ def test_a_queued_sweep_makes_the_experiments_it_says(clone, words):
         run(["dvc", "queue", "remove", "--queued"], clone)
 
 
-@pytest.mark.parametrize("words", [c for c in COMMANDS if c[:3] in (["dvc", "params", "diff"], ["dvc", "metrics", "diff"])],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "words", [c for c in COMMANDS if c[:3] in (["dvc", "params", "diff"], ["dvc", "metrics", "diff"])], ids=" ".join
+)
 def test_diff_commands_run(clone, words):
     run(words, clone)
 
@@ -91,8 +96,14 @@ def test_offline_download_then_two_tiny_experiments_in_exp_show(clone):
     shows = [c for c in COMMANDS if c[:3] == ["dvc", "exp", "show"]]
     assert shows
     for words in shows:  # each documented `exp show` keeps the State column: failed runs show the baseline's metrics
-        shown = subprocess.run([str(BIN / "dvc"), *words[1:]], cwd=clone, env={**ENV, "COLUMNS": "120"},
-                               capture_output=True, text=True, check=True).stdout
+        shown = subprocess.run(
+            [str(BIN / "dvc"), *words[1:]],
+            cwd=clone,
+            env={**ENV, "COLUMNS": "120"},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         lines = shown.splitlines()
         header = [cell.strip() for cell in next(line for line in lines if "Experiment" in line).strip("| ").split("|")]
         assert header[:4] == ["Experiment", "State", "accuracy", "errors"] and "train.seed" in header, shown

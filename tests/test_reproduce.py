@@ -54,21 +54,35 @@ def test_data_code_params_and_commands_are_never_tolerable():
 
 
 def test_a_doctored_metric_is_never_tolerable_where_its_inputs_reproduced():
-    # The model reproduced (eee) but a committed metric was edited: evaluate's or train's inputs match, so must its outputs.
-    for old, new, entry in (("ggg", "GGG", ("evaluate", "out", "metrics/test.json")),
-                            ("fff", "FFF", ("train", "out", "metrics/train.json"))):
+    # The model reproduced (eee) but a committed metric was edited: evaluate's or train's inputs match,
+    # so must its outputs.
+    for old, new, entry in (
+        ("ggg", "GGG", ("evaluate", "out", "metrics/test.json")),
+        ("fff", "FFF", ("train", "out", "metrics/train.json")),
+    ):
         diff = changed(old, new)
         assert diff == [entry] and not tolerable(entry, diff)
 
 
 def test_tolerances_are_per_metric():
-    close = {"metrics/test.json": {"accuracy": {"old": 0.9891, "new": 0.9889}, "errors": {"old": 109, "new": 111},
-                                   "per_class_accuracy.0": {"old": 0.99, "new": 0.991},
-                                   "loss": {"old": 0.0341, "new": 0.0349}},
-             "metrics/platform.json": {"cpu_vendor": {"old": "GenuineIntel", "new": "AuthenticAMD"}}}
+    close = {
+        "metrics/test.json": {
+            "accuracy": {"old": 0.9891, "new": 0.9889},
+            "errors": {"old": 109, "new": 111},
+            "per_class_accuracy.0": {"old": 0.99, "new": 0.991},
+            "loss": {"old": 0.0341, "new": 0.0349},
+        },
+        "metrics/platform.json": {"cpu_vendor": {"old": "GenuineIntel", "new": "AuthenticAMD"}},
+    }
     assert metric_problems(close, accuracy=0.002, loss=0.05, samples=10000) == []  # where it ran may differ
-    far = {"metrics/test.json": {"accuracy": {"old": 0.9891, "new": 0.9791}, "errors": {"old": 109, "new": 209},
-                                 "loss": {"old": 0.0341, "new": 0.05}, "samples": {"old": 10000, "new": 9999}}}
+    far = {
+        "metrics/test.json": {
+            "accuracy": {"old": 0.9891, "new": 0.9791},
+            "errors": {"old": 109, "new": 209},
+            "loss": {"old": 0.0341, "new": 0.05},
+            "samples": {"old": 10000, "new": 9999},
+        }
+    }
     problems = metric_problems(far, accuracy=0.002, loss=0.05, samples=10000)
     assert [p.split(": ")[1].split()[0] for p in problems] == ["accuracy", "errors", "loss", "samples"]
 
@@ -81,19 +95,25 @@ def test_not_a_git_repository_exits_2(tmp_path, monkeypatch, capsys):
 
 # --- integration: a tiny real DVC pipeline in a temporary git repository ---
 
-PREPARE = ("python -c \"import os, sys, yaml; assert sys.prefix == %r, sys.prefix; "
-           "n = yaml.safe_load(open('params.yaml'))['prepare']['n']; os.makedirs('data', exist_ok=True); "
-           "open('data/numbers.txt', 'w').write(' '.join(map(str, range(n))))\"" % sys.prefix)
+PREPARE = (
+    f'python -c "import os, sys, yaml; assert sys.prefix == {sys.prefix!r}, sys.prefix; '
+    "n = yaml.safe_load(open('params.yaml'))['prepare']['n']; os.makedirs('data', exist_ok=True); "
+    "open('data/numbers.txt', 'w').write(' '.join(map(str, range(n))))\""
+)
 # REPRO_NOISE stands for what dvc.lock does not track (another platform's floats): it changes the model and the metric.
-TRAIN = ("python -c \"import json, os, yaml; scale = yaml.safe_load(open('params.yaml'))['train']['scale']; "
-         "noise = float(os.environ.get('REPRO_NOISE', 0)); total = sum(map(int, open('data/numbers.txt').read().split())); "
-         "os.makedirs('models', exist_ok=True); os.makedirs('metrics', exist_ok=True); "
-         "open('models/lenet1.pt', 'w').write(str(total * scale + noise)); "
-         "json.dump({'accuracy': 0.98 + noise, 'epochs': 3}, open('metrics/train.json', 'w'))\"")
+TRAIN = (
+    "python -c \"import json, os, yaml; scale = yaml.safe_load(open('params.yaml'))['train']['scale']; "
+    "noise = float(os.environ.get('REPRO_NOISE', 0)); total = sum(map(int, open('data/numbers.txt').read().split())); "
+    "os.makedirs('models', exist_ok=True); os.makedirs('metrics', exist_ok=True); "
+    "open('models/lenet1.pt', 'w').write(str(total * scale + noise)); "
+    "json.dump({'accuracy': 0.98 + noise, 'epochs': 3}, open('metrics/train.json', 'w'))\""
+)
 
 
-EVALUATE = ("python -c \"import os; os.makedirs('plots', exist_ok=True); "
-            "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\"")
+EVALUATE = (
+    "python -c \"import os; os.makedirs('plots', exist_ok=True); "
+    "open('plots/curve.csv', 'w').write('x\\n' + open('models/lenet1.pt').read() + '\\n')\""
+)
 
 
 def committed_pipeline(folder: Path, sh, stages: dict) -> None:
@@ -109,27 +129,60 @@ def committed_pipeline(folder: Path, sh, stages: dict) -> None:
 def test_reproduce_on_a_tiny_pipeline(tmp_path):
     # As in CI, the venv is not activated: the stages' `python` must still be the venv's.
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=path, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        PATH=path,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
     env.pop("REPRO_NOISE", None)
 
     def sh(*command):
-        return subprocess.run(command, cwd=tmp_path, env=dict(env, PATH=f"{BIN}{os.pathsep}{path}"),
-                              check=True, capture_output=True, text=True)
+        return subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=dict(env, PATH=f"{BIN}{os.pathsep}{path}"),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def reproduce(*args, **extra):
-        result = subprocess.run([sys.executable, "-m", "lenet1.tools.reproduce", *args], cwd=tmp_path, env=dict(env, **extra),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "lenet1.tools.reproduce", *args],
+            cwd=tmp_path,
+            env=dict(env, **extra),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
         sh("git", "checkout", "-q", "--", ".")  # the run leaves its outputs: back to HEAD's
         return result.returncode, result.stdout
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": {"n": 5}, "train": {"scale": 2}}))
-    committed_pipeline(tmp_path, sh, {
-        "prepare": {"cmd": PREPARE, "params": ["prepare"], "outs": ["data/numbers.txt"]},
-        "train": {"cmd": TRAIN, "deps": ["data/numbers.txt"], "params": ["train"],
-                  "outs": ["models/lenet1.pt"], "metrics": [{"metrics/train.json": {"cache": False}}]},
-        "evaluate": {"cmd": EVALUATE, "deps": ["models/lenet1.pt"], "outs": [{"plots/curve.csv": {"cache": False}}]},
-    })
+    committed_pipeline(
+        tmp_path,
+        sh,
+        {
+            "prepare": {"cmd": PREPARE, "params": ["prepare"], "outs": ["data/numbers.txt"]},
+            "train": {
+                "cmd": TRAIN,
+                "deps": ["data/numbers.txt"],
+                "params": ["train"],
+                "outs": ["models/lenet1.pt"],
+                "metrics": [{"metrics/train.json": {"cache": False}}],
+            },
+            "evaluate": {
+                "cmd": EVALUATE,
+                "deps": ["models/lenet1.pt"],
+                "outs": [{"plots/curve.csv": {"cache": False}}],
+            },
+        },
+    )
 
     status, output = reproduce("--report", "report.md")
     assert status == 0 and "**PASS**: every stage reproduced dvc.lock bit for bit" in output, output
@@ -147,8 +200,10 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
 
     # A doctored metric, then a doctored plot, committed with their hashes in dvc.lock: the model reproduces, so
     # the stages that made them had the same inputs and must give the same outputs, in both modes.
-    for doctored, stage, text in (("metrics/train.json", "train", '{"accuracy": 0.99, "epochs": 3}'),
-                                  ("plots/curve.csv", "evaluate", "x\n10.5\n")):
+    for doctored, stage, text in (
+        ("metrics/train.json", "train", '{"accuracy": 0.99, "epochs": 3}'),
+        ("plots/curve.csv", "evaluate", "x\n10.5\n"),
+    ):
         (tmp_path / doctored).write_text(text)
         sh(str(BIN / "dvc"), "commit", "-f", stage)
         sh("git", "commit", "-qam", f"doctored {doctored}")
@@ -174,36 +229,60 @@ def test_reproduce_on_a_tiny_pipeline(tmp_path):
     params.write_text(params.read_text().replace("n: 5", "n: 6"))
     sh("git", "commit", "-qam", "a param changed without rerunning the pipeline")
     status, output = reproduce("--tolerance")  # a changed param
-    assert status == 1 and "- prepare: param params.yaml:prepare" in output and "- prepare: out data/numbers.txt" in output
+    assert (
+        status == 1 and "- prepare: param params.yaml:prepare" in output and "- prepare: out data/numbers.txt" in output
+    )
 
     status, output = reproduce(REPRO_NOISE="not a number")  # the train stage crashes
     assert status == 1 and "**FAIL**: dvc repro --force failed" in output, output
 
 
 # A download stage that fails as an unreachable network does (OFFLINE set), and a stage after it.
-DOWNLOAD = ("python -c \"import os, sys; os.environ.get('OFFLINE') and sys.exit('network unreachable'); "
-            "os.makedirs('data/raw', exist_ok=True); open('data/raw/digits.txt', 'w').write('1 2 3')\"")
-COUNT = ("python -c \"import os; os.makedirs('metrics', exist_ok=True); "
-         "open('metrics/count.json', 'w').write(str(len(open('data/raw/digits.txt').read().split())))\"")
+DOWNLOAD = (
+    "python -c \"import os, sys; os.environ.get('OFFLINE') and sys.exit('network unreachable'); "
+    "os.makedirs('data/raw', exist_ok=True); open('data/raw/digits.txt', 'w').write('1 2 3')\""
+)
+COUNT = (
+    "python -c \"import os; os.makedirs('metrics', exist_ok=True); "
+    "open('metrics/count.json', 'w').write(str(len(open('data/raw/digits.txt').read().split())))\""
+)
 
 
 def test_offline_the_check_runs_on_data_in_place_and_otherwise_cannot_run(tmp_path):
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}{os.pathsep}{path}", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        PATH=f"{BIN}{os.pathsep}{path}",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
 
     def sh(*command):
         return subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True, text=True)
 
     def reproduce():
-        result = subprocess.run([sys.executable, "-m", "lenet1.tools.reproduce"], cwd=tmp_path, env=dict(env, OFFLINE="1"),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "lenet1.tools.reproduce"],
+            cwd=tmp_path,
+            env=dict(env, OFFLINE="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+        )
         return result.returncode, result.stdout
 
-    committed_pipeline(tmp_path, sh, {
-        "download": {"cmd": DOWNLOAD, "outs": ["data/raw"]},
-        "count": {"cmd": COUNT, "deps": ["data/raw"], "outs": [{"metrics/count.json": {"cache": False}}]},
-    })
+    committed_pipeline(
+        tmp_path,
+        sh,
+        {
+            "download": {"cmd": DOWNLOAD, "outs": ["data/raw"]},
+            "count": {"cmd": COUNT, "deps": ["data/raw"], "outs": [{"metrics/count.json": {"cache": False}}]},
+        },
+    )
 
     status, output = reproduce()  # the data are in place: checked by their hash, not fetched again
     assert status == 0 and "**PASS**" in output, output

@@ -1,7 +1,6 @@
 """Stochastic diagonal Levenberg-Marquardt (train.optimizer: sdlm): the curvature's definition
 (lenet1/curvature.py), the exact engine's curvature pass against it, the per-weight steps, the paper's
 eta schedule, and the narrow build that trains at batch 1 with the bits of the wide one."""
-import copy
 
 import pytest
 import torch
@@ -101,8 +100,16 @@ def test_the_narrow_build_gives_the_wide_builds_bits(monkeypatch, batch_size, op
 
 
 def test_a_sdlm_run_records_its_effective_rates():
-    params = train_params(variant="paper", loss="mse", optimizer="sdlm", init="lecun98", schedule="lecun98", lr=0.0005,
-                          batch_size=1, epochs=2)
+    params = train_params(
+        variant="paper",
+        loss="mse",
+        optimizer="sdlm",
+        init="lecun98",
+        schedule="lecun98",
+        lr=0.0005,
+        batch_size=1,
+        epochs=2,
+    )
     result = fit(params, tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None)
     first = result.history[0]
     assert 0 < first["rate_min"] < first["rate_max"] <= 0.0005 / 0.02

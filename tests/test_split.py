@@ -118,9 +118,14 @@ def test_paper16_is_written_and_read_back_as_such(tmp_path):
 def test_first_digits_takes_a_prefix_and_refuses_more_than_the_split_has():
     images, labels = torch.arange(50).view(5, 10), torch.arange(5)
     assert first_digits(images, labels, 0)[1].tolist() == [0, 1, 2, 3, 4]
-    assert first_digits(images, labels, 3)[1].tolist() == [0, 1, 2] and first_digits(images, labels, 3)[0].shape == (3, 10)
+    assert first_digits(images, labels, 3)[1].tolist() == [0, 1, 2] and first_digits(images, labels, 3)[0].shape == (
+        3,
+        10,
+    )
     assert first_digits(images, labels, 5)[1].tolist() == [0, 1, 2, 3, 4]
-    with pytest.raises(InputError, match=r"train.train_subset is 6, but the training split has 5 digits .*at most 5, or 0"):
+    with pytest.raises(
+        InputError, match=r"train.train_subset is 6, but the training split has 5 digits .*at most 5, or 0"
+    ):
         first_digits(images, labels, 6)
 
 
@@ -163,7 +168,9 @@ def test_train_and_evaluate_refuse_a_prepared_file_changed_since_split(tmp_path,
     assert run_stage("train", tmp_path).returncode == 0
     doctor(prepared / "test.pt", change)
     assert_refused(run_stage("evaluate", tmp_path), "test")
-    assert not (tmp_path / "metrics" / "test.json").exists() and not (tmp_path / "plots" / "test_predictions.csv").exists()
+    assert (
+        not (tmp_path / "metrics" / "test.json").exists() and not (tmp_path / "plots" / "test_predictions.csv").exists()
+    )
 
 
 def test_an_empty_split_is_named_not_a_traceback(tmp_path):
@@ -175,14 +182,19 @@ def test_an_empty_split_is_named_not_a_traceback(tmp_path):
     assert run_stage("train", tmp_path).returncode == 0
     result = run_stage("evaluate", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.strip().splitlines()[0].endswith("test.pt: holds no digits; rebuild it with `dvc repro -f -s split`")
+    assert (
+        result.stderr.strip()
+        .splitlines()[0]
+        .endswith("test.pt: holds no digits; rebuild it with `dvc repro -f -s split`")
+    )
 
 
 @pytest.mark.parametrize("kind", ["mnist28", "paper16"])
 def test_inputs_are_the_written_arithmetic_on_a_copy(kind):
     images = torch.randint(0, 256, (37, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
-    expected = (images.float() / 127.5 - 1.0) if kind == "paper16" else \
-        ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD)
+    expected = (
+        (images.float() / 127.5 - 1.0) if kind == "paper16" else ((images.float() / 255.0 - MNIST_MEAN) / MNIST_STD)
+    )
     assert torch.equal(to_inputs(images, kind), expected.unsqueeze(1))  # the same bits, in place or not
     floats = images.float()
     to_inputs(floats, kind)
@@ -203,7 +215,9 @@ def test_no_validation_digits_trains_on_all_and_keeps_the_last_epoch(tmp_path):
     assert "no validation split: kept the last epoch, 2" in result.stdout
     metrics = json.loads((tmp_path / "metrics" / "train.json").read_text())
     assert metrics["best_epoch"] == 2 and metrics["selected"] == "last epoch" and "val_accuracy" not in metrics
-    assert (tmp_path / "plots" / "train_history.csv").read_text().splitlines()[0] == "epoch,lr,train_loss,train_accuracy"
+    assert (tmp_path / "plots" / "train_history.csv").read_text().splitlines()[
+        0
+    ] == "epoch,lr,train_loss,train_accuracy"
     assert run_stage("evaluate", tmp_path).returncode == 0
 
 
@@ -229,8 +243,14 @@ def test_every_input_reading_has_the_same_bytes_on_emulated_arm64():
         pytest.skip(f"{message} is missing")
     digits = str(shared_dir() / "mnist-canonical" / "t10k-images-idx3-ubyte.gz")
     native = subprocess.run([sys.executable, "-c", PREPARE_HASHES, digits], cwd=ROOT, capture_output=True, text=True)
-    arm64 = subprocess.run([str(ARM64 / "python"), "-c", PREPARE_HASHES, digits], cwd=ROOT, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{FIGURE_WHEELS}"}, timeout=600)
+    arm64 = subprocess.run(
+        [str(ARM64 / "python"), "-c", PREPARE_HASHES, digits],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{FIGURE_WHEELS}"},
+        timeout=600,
+    )
     assert native.returncode == 0 and arm64.returncode == 0, native.stderr + arm64.stderr
     assert json.loads(arm64.stdout) == json.loads(native.stdout)
 

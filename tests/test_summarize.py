@@ -27,13 +27,24 @@ def show(experiments, extra_baselines=()):
 
 
 def exp(rev, name, accuracy, errors, executor="success", platform=None, **kw):
-    return {"revs": [state(rev, params(**kw), accuracy, errors, name, platform)], "executor": {"state": executor},
-            "name": name}
+    return {
+        "revs": [state(rev, params(**kw), accuracy, errors, name, platform)],
+        "executor": {"state": executor},
+        "name": name,
+    }
 
 
 def platform(vendor, numerics="exact", covered=True):
-    return {"system": "Linux", "machine": "x86_64", "cpu_vendor": vendor, "cpu_model": "Xeon", "threads": "1",
-            "torch": "2.14.1", "numerics": numerics, "bit_exact_promise": "covered" if covered else "not covered"}
+    return {
+        "system": "Linux",
+        "machine": "x86_64",
+        "cpu_vendor": vendor,
+        "cpu_model": "Xeon",
+        "threads": "1",
+        "torch": "2.14.1",
+        "numerics": numerics,
+        "bit_exact_promise": "covered" if covered else "not covered",
+    }
 
 
 def test_describe_matches_the_textbook_formulas():
@@ -63,13 +74,18 @@ def test_mcnemar_counts_only_discordant_digits():
 def test_groups_exclude_seeds_skip_failures_and_keep_commits_apart():
     other_commit = state("b" * 40, params(), 0.97, 300, "old")
     other_commit["experiments"] = [exp("c6", "old-s1", 0.97, 300)]
-    runs, unfinished = collect(show([
-        exp("c1", "s2", 0.991, 90, seed=2),
-        exp("c2", "s3", 0.989, 110, seed=3),
-        exp("c3", "p1", 0.987, 130, variant="paper"),
-        exp("c4", "broken", 0.99, 100, executor="failed", seed=9),
-        exp("c5", "s2-again", 0.991, 90, seed=2),
-    ], [other_commit]))
+    runs, unfinished = collect(
+        show(
+            [
+                exp("c1", "s2", 0.991, 90, seed=2),
+                exp("c2", "s3", 0.989, 110, seed=3),
+                exp("c3", "p1", 0.987, 130, variant="paper"),
+                exp("c4", "broken", 0.99, 100, executor="failed", seed=9),
+                exp("c5", "s2-again", 0.991, 90, seed=2),
+            ],
+            [other_commit],
+        )
+    )
     assert {u["experiment"] for u in unfinished} == {"broken"}
     groups = {(g["name"], g["commit"][0]): g for g in summarise(runs)}
     default = groups[("default", "a")]
@@ -83,13 +99,17 @@ def test_groups_exclude_seeds_skip_failures_and_keep_commits_apart():
 def test_runs_pool_across_machines_only_inside_the_bit_exact_promise():
     intel, amd = platform("GenuineIntel"), platform("AuthenticAMD")
     fast_intel, fast_amd = (platform(v, "fast", covered=False) for v in ("GenuineIntel", "AuthenticAMD"))
-    runs, _ = collect(show([
-        exp("c1", "s1", 0.990, 100, platform=intel, seed=1),
-        exp("c2", "s2", 0.989, 110, platform=amd, seed=2),
-        exp("c3", "f1", 0.980, 200, platform=fast_intel, seed=1),
-        exp("c4", "f2", 0.981, 190, platform=fast_intel, seed=2),
-        exp("c5", "f3", 0.982, 180, platform=fast_amd, seed=3),
-    ]))
+    runs, _ = collect(
+        show(
+            [
+                exp("c1", "s1", 0.990, 100, platform=intel, seed=1),
+                exp("c2", "s2", 0.989, 110, platform=amd, seed=2),
+                exp("c3", "f1", 0.980, 200, platform=fast_intel, seed=1),
+                exp("c4", "f2", 0.981, 190, platform=fast_intel, seed=2),
+                exp("c5", "f3", 0.982, 180, platform=fast_amd, seed=3),
+            ]
+        )
+    )
     groups = {g["name"]: g for g in summarise(runs)}
     assert groups["default"]["n"] == 2  # Intel and AMD inside the promise: the same bits, one group
     assert groups["default [fast, Linux, x86_64, GenuineIntel, Xeon, 2.14.1, 1]"]["n"] == 2
@@ -126,12 +146,14 @@ def test_compare_out_writes_the_printed_comparison(tmp_path, monkeypatch, capsys
     other_commit = state("b" * 40, params(), 0.97, 300, "old")
     other_commit["experiments"] = [exp("d1", "o1", 0.97, 300, seed=1), exp("d2", "o2", 0.98, 200, seed=2)]
     document = show([exp("c1", "s1", 0.99, 100, seed=1), exp("c2", "s2", 0.991, 90, seed=2)], [other_commit])
-    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document)))
+    monkeypatch.setattr(
+        compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document))
+    )
     monkeypatch.setattr(compare, "predictions_correct", lambda rev: [rev.startswith("c"), True, rev == "d2"])
     out = tmp_path / "comparison.json"
     assert summarize.main(["--all", "--compare", "default@a", "default@b", "--compare-out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed[printed.index("\n{") + 1:] == out.read_text()  # the JSON after the table, as written
+    assert printed[printed.index("\n{") + 1 :] == out.read_text()  # the JSON after the table, as written
     written = json.loads(out.read_text())
     assert written["first"] == "default@a" and written["second"] == "default@b"
     assert written["mean_difference"] == pytest.approx(((0.99 - 0.97) + (0.991 - 0.98)) / 2)
@@ -156,7 +178,9 @@ def test_a_failing_dvc_or_git_is_one_clear_error(monkeypatch, capsys):
     assert summarize.main([]) == 1
     assert "dvc exp show failed: ERROR: you are not inside of a DVC repository" in capsys.readouterr().err
     failed.stderr = "fatal: path 'plots/test_predictions.csv' does not exist in 'c1'"
-    with pytest.raises(summarize.SummaryError, match="reading plots/test_predictions.csv of experiment c1.*does not exist"):
+    with pytest.raises(
+        summarize.SummaryError, match="reading plots/test_predictions.csv of experiment c1.*does not exist"
+    ):
         compare.predictions_correct("c1")
 
 
@@ -166,14 +190,47 @@ def test_history_adds_this_commits_groups_and_keeps_the_others(tmp_path, monkeyp
     from lenet1.tools import compare, summarize
 
     history = tmp_path / "seeds.json"
-    old_run = {"experiment": "o1", "commit": "b" * 40, "seed_params": {"train.seed": 1}, "accuracy": 0.97,
-               "errors": 300, "platform": None}
+    old_run = {
+        "experiment": "o1",
+        "commit": "b" * 40,
+        "seed_params": {"train.seed": 1},
+        "accuracy": 0.97,
+        "errors": 300,
+        "platform": None,
+    }
     stale = {**old_run, "commit": "a" * 40, "accuracy": 0.5, "errors": 5000}
-    history.write_text(json.dumps({"groups": [
-        {"name": "default", "commit": "b" * 40, "params": {}, "n": 1, "mean": 0.97, "std": None, "ci95": None, "runs": [old_run]},
-        {"name": "default", "commit": "a" * 40, "params": {}, "n": 1, "mean": 0.5, "std": None, "ci95": None, "runs": [stale]}]}))
+    history.write_text(
+        json.dumps(
+            {
+                "groups": [
+                    {
+                        "name": "default",
+                        "commit": "b" * 40,
+                        "params": {},
+                        "n": 1,
+                        "mean": 0.97,
+                        "std": None,
+                        "ci95": None,
+                        "runs": [old_run],
+                    },
+                    {
+                        "name": "default",
+                        "commit": "a" * 40,
+                        "params": {},
+                        "n": 1,
+                        "mean": 0.5,
+                        "std": None,
+                        "ci95": None,
+                        "runs": [stale],
+                    },
+                ]
+            }
+        )
+    )
     document = show([exp("c1", "s1", 0.99, 100, seed=1), exp("c2", "s2", 0.991, 90, seed=2)])
-    monkeypatch.setattr(compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document)))
+    monkeypatch.setattr(
+        compare.subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout=json.dumps(document))
+    )
     assert summarize.main(["--history", str(history)]) == 0
     groups = json.loads(history.read_text())["groups"]
     assert [(g["commit"][0], g["n"]) for g in groups] == [("a", 2), ("b", 1)]  # a's group replaced, b's kept
@@ -189,6 +246,9 @@ def test_groups_report_the_mean_training_accuracy_of_the_kept_epochs():
     [group] = summarise(collect(show(runs))[0])
     assert group["mean_train_accuracy"] == pytest.approx(0.98)
     assert markdown([group]).splitlines()[2].endswith("| 98.00% |")
-    del runs[0]["revs"][0]["data"]["metrics"]["metrics/train.json"], runs[1]["revs"][0]["data"]["metrics"]["metrics/train.json"]
+    del (
+        runs[0]["revs"][0]["data"]["metrics"]["metrics/train.json"],
+        runs[1]["revs"][0]["data"]["metrics"]["metrics/train.json"],
+    )
     [group] = summarise(collect(show(runs))[0])
     assert group["mean_train_accuracy"] is None and markdown([group]).splitlines()[2].endswith("| – |")

@@ -56,12 +56,18 @@ def test_diverging_training_stops_with_an_error_naming_the_lr():
         fit(train_params(lr=1e38, deterministic=False), train, val, log=lambda line: None)
 
 
-@pytest.mark.parametrize("optimizer, way_out", [("sgd", r"lower train.lr \(now 100.0\)$"),
-                                                ("sdlm", r"lower train.lr \(now 100.0\) or raise train.mu \(now 0.0001\)")])
+@pytest.mark.parametrize(
+    "optimizer, way_out",
+    [
+        ("sgd", r"lower train.lr \(now 100.0\)$"),
+        ("sdlm", r"lower train.lr \(now 100.0\) or raise train.mu \(now 0.0001\)"),
+    ],
+)
 def test_a_finite_but_absurd_loss_is_divergence_not_a_result(optimizer, way_out):
     train, val = tiny_split(64, 0), tiny_split(32, 1)
-    with pytest.raises(TrainingDiverged, match=r"epoch 1: the loss is [\d.e+]+, more than 100 times a guess's \(2.3\); "
-                                               + way_out):
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 1: the loss is [\d.e+]+, more than 100 times a guess's \(2.3\); " + way_out
+    ):
         fit(train_params(lr=100.0, mu=0.0001, optimizer=optimizer, batch_size=1), train, val, log=lambda line: None)
 
 
@@ -83,7 +89,9 @@ def test_same_seeds_give_identical_weights_and_other_seeds_differ():
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
     assert first.history == second.history
-    assert not all(torch.equal(a, c) for a, c in zip(first.model.state_dict().values(), third.model.state_dict().values()))
+    assert not all(
+        torch.equal(a, c) for a, c in zip(first.model.state_dict().values(), third.model.state_dict().values())
+    )
 
 
 def test_fit_keeps_the_best_validation_epoch():
@@ -91,7 +99,9 @@ def test_fit_keeps_the_best_validation_epoch():
     result = fit(train_params(epochs=4, lr=0.5), train, val, log=lambda line: None)
     accuracies = [row["val_accuracy"] for row in result.history]
     assert result.best_epoch == accuracies.index(max(accuracies)) + 1
-    outputs, _ = make_engine("exact", result.model, "cross_entropy", val.inputs, val.labels).evaluate(val.inputs, val.labels, 16)
+    outputs, _ = make_engine("exact", result.model, "cross_entropy", val.inputs, val.labels).evaluate(
+        val.inputs, val.labels, 16
+    )
     assert (outputs.argmax(1) == val.labels).float().mean().item() == max(accuracies)
     assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
 
@@ -102,7 +112,9 @@ def test_train_epoch_reports_loss_and_accuracy_of_what_it_saw(engine, variant, l
     model = build_model(variant, 0)
     data = tiny_split(40)
     chosen = make_engine(engine, model, loss, data.inputs, data.labels)
-    seen = chosen.train_epoch(data.inputs, data.labels, torch.randperm(40, generator=torch.Generator().manual_seed(0)), 40, 0.0, 0.0)
+    seen = chosen.train_epoch(
+        data.inputs, data.labels, torch.randperm(40, generator=torch.Generator().manual_seed(0)), 40, 0.0, 0.0
+    )
     outputs = model(data.inputs)
     expected_loss = make_loss(loss, model)(outputs, data.labels).item()
     expected_accuracy = (outputs.argmax(1) == data.labels).float().mean().item()
@@ -130,9 +142,15 @@ def test_learning_rates_are_torchs_schedulers_to_the_last_bit(epochs, lr):
         return rates
 
     schedulers = torch.optim.lr_scheduler
-    assert learning_rates("cosine", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.CosineAnnealingLR(o, T_max=epochs))
-    assert learning_rates("step", lr, epochs, 3, 0.7) == torch_rates(lambda o: schedulers.StepLR(o, step_size=3, gamma=0.7))
-    assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0))
+    assert learning_rates("cosine", lr, epochs, 5, 0.5) == torch_rates(
+        lambda o: schedulers.CosineAnnealingLR(o, T_max=epochs)
+    )
+    assert learning_rates("step", lr, epochs, 3, 0.7) == torch_rates(
+        lambda o: schedulers.StepLR(o, step_size=3, gamma=0.7)
+    )
+    assert learning_rates("constant", lr, epochs, 5, 0.5) == torch_rates(
+        lambda o: schedulers.ConstantLR(o, factor=1.0, total_iters=0)
+    )
 
 
 @pytest.mark.parametrize("variant", ["full", "paper"])
@@ -146,19 +164,36 @@ def test_each_epoch_steps_with_its_scheduled_lr(monkeypatch, variant, determinis
         return exact_train(layout, inputs, labels, order, batch_size, lr, weight_decay, rates)
 
     monkeypatch.setattr(exact, "train", record_exact)
-    monkeypatch.setattr(lenet1.engine.stock.StockEngine, "train_step",
-                        lambda self, *args: (seen.append(args[2]), stock_step(self, *args))[1])
-    result = fit(train_params(variant=variant, epochs=3, batch_size=32, schedule="step", step_size=1, gamma=0.5,
-                              deterministic=deterministic),
-                 tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None)
+    monkeypatch.setattr(
+        lenet1.engine.stock.StockEngine,
+        "train_step",
+        lambda self, *args: (seen.append(args[2]), stock_step(self, *args))[1],
+    )
+    result = fit(
+        train_params(
+            variant=variant,
+            epochs=3,
+            batch_size=32,
+            schedule="step",
+            step_size=1,
+            gamma=0.5,
+            deterministic=deterministic,
+        ),
+        tiny_split(64, 0),
+        tiny_split(32, 1),
+        log=lambda line: None,
+    )
     assert seen == [0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]  # two steps of 32 digits per epoch
     assert [row["lr"] for row in result.history] == [0.05, 0.025, 0.0125]
 
 
 def test_training_does_not_import_torch_dynamo():
-    script = ("import sys; from tests.test_train import tiny_split, train_params; "
-              "from lenet1.train import fit; fit(train_params(), tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None); "
-              "print('torch._dynamo' in sys.modules)")
+    script = (
+        "import sys; from tests.test_train import tiny_split, train_params; "
+        "from lenet1.train import fit; "
+        "fit(train_params(), tiny_split(64, 0), tiny_split(32, 1), log=lambda line: None); "
+        "print('torch._dynamo' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
 

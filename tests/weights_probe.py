@@ -12,6 +12,7 @@ the steps:
 
     python tests/weights_probe.py --steps 300 --cases full:cross_entropy,paper:mse --threads 1
 """
+
 import argparse
 import hashlib
 import sys

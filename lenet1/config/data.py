@@ -2,6 +2,7 @@
 
 Apart from the learning sections, so that the download and split stages depend on no model code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,7 +24,12 @@ class DownloadParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    val_size: int = param(integer(0, MNIST_TRAIN_SIZE - 1, "validation digits taken from the training digits; "
-                                                            "0: train on all 60,000 and keep the last epoch"))
+    val_size: int = param(
+        integer(
+            0,
+            MNIST_TRAIN_SIZE - 1,
+            "validation digits taken from the training digits; 0: train on all 60,000 and keep the last epoch",
+        )
+    )
     seed: int = param(seed_rule())
     input: str = param(choice(INPUTS))

@@ -3,6 +3,7 @@ between sections that no single key's rule can check.
 
 Torch- and numpy-free, so that the validate stage, which runs before every experiment, starts at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,12 @@ from lenet1.config.data import MNIST_TRAIN_SIZE
 from lenet1.config.params import choice, flag, integer, number, param, seed_rule
 
 INITS = ("inverse_sqrt", "lecun98")  # the allowed train.init values, implemented by lenet1.model.init_bound
-SCHEDULES = ("constant", "step", "cosine", "lecun98")  # the allowed train.schedule values, implemented by train.learning_rates
+SCHEDULES = (
+    "constant",
+    "step",
+    "cosine",
+    "lecun98",
+)  # the allowed train.schedule values, implemented by train.learning_rates
 OPTIMIZERS = ("sgd", "sdlm")  # the allowed train.optimizer values, implemented by lenet1.train (sdlm: lenet1.curvature)
 
 
@@ -46,7 +52,9 @@ def across_sections(sections: dict) -> list[str]:
     split, train = sections.get("split"), sections.get("train")
     errors = []
     if split and train and train.train_subset > MNIST_TRAIN_SIZE - split.val_size:
-        errors.append(f"train.train_subset is {train.train_subset}, more than the {MNIST_TRAIN_SIZE - split.val_size} "
-                      f"digits the training split holds ({MNIST_TRAIN_SIZE} - split.val_size {split.val_size}): "
-                      "lower it, or 0 for all")
+        errors.append(
+            f"train.train_subset is {train.train_subset}, more than the {MNIST_TRAIN_SIZE - split.val_size} "
+            f"digits the training split holds ({MNIST_TRAIN_SIZE} - split.val_size {split.val_size}): "
+            "lower it, or 0 for all"
+        )
     return errors

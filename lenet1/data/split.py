@@ -4,6 +4,7 @@
 ``val_size`` and ``seed`` give byte-identical files on any machine: the shuffle comes from torch's seeded CPU
 generator (a Mersenne Twister with a fixed algorithm) and ``outputs.save_torch`` writes name-independent bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,8 +70,10 @@ def verify_raw(raw_dir: Path, expected: dict[str, str] = mnist.SHA256) -> None:
         except FileNotFoundError:
             raise MissingInput(f"{path}: not found; run `dvc repro download` first") from None
         if got != digest:
-            raise InputError(f"{path}: SHA-256 {got}, expected {digest}: the file changed since download; "
-                             "fetch it again with `dvc repro -f -s download`")
+            raise InputError(
+                f"{path}: SHA-256 {got}, expected {digest}: the file changed since download; "
+                "fetch it again with `dvc repro -f -s download`"
+            )
 
 
 def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -80,7 +83,9 @@ def read_raw(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         images = idx.read_images(raw_dir / images_name)
         labels = idx.read_labels(raw_dir / labels_name)
         if len(images) != len(labels):
-            raise InputError(f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels")
+            raise InputError(
+                f"{raw_dir}: {images_name} has {len(images)} images but {labels_name} {len(labels)} labels"
+            )
         if labels.max() > 9:
             raise InputError(f"{raw_dir / labels_name}: label {labels.max()} is not a digit 0-9")
         data[part] = (images, labels)
@@ -97,7 +102,9 @@ def split_stats(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     }
 
 
-def make_splits(raw_dir: Path, val_size: int, seed: int, kind: str = "mnist28") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def make_splits(
+    raw_dir: Path, val_size: int, seed: int, kind: str = "mnist28"
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """train, val and test images (as input ``kind``) and labels."""
     raw = read_raw(raw_dir)
     images, labels = raw["train"]
@@ -110,7 +117,10 @@ def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path
     """``<split>.pt`` files ({"images": uint8 (N, 28, 28), "labels": int64 (N,)}, and "input" unless
     mnist28, so that mnist28 files keep their bytes) and ``stats.json``."""
     for name, (images, labels) in splits.items():
-        tensors = {"images": torch.from_numpy(np.ascontiguousarray(images)), "labels": torch.from_numpy(labels.astype(np.int64))}
+        tensors = {
+            "images": torch.from_numpy(np.ascontiguousarray(images)),
+            "labels": torch.from_numpy(labels.astype(np.int64)),
+        }
         if kind != "mnist28":
             tensors["input"] = kind
         save_torch(out_dir / f"{name}.pt", tensors)
@@ -123,8 +133,10 @@ def write_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path
 def first_digits(images: torch.Tensor, labels: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``count`` digits of a split (``train.train_subset``; 0 = all of them)."""
     if count > len(labels):
-        raise InputError(f"train.train_subset is {count}, but the training split has {len(labels)} digits "
-                         f"({MNIST_TRAIN_SIZE} - split.val_size); set it to at most {len(labels)}, or 0 for all")
+        raise InputError(
+            f"train.train_subset is {count}, but the training split has {len(labels)} digits "
+            f"({MNIST_TRAIN_SIZE} - split.val_size); set it to at most {len(labels)}, or 0 for all"
+        )
     return (images[:count], labels[:count]) if count else (images, labels)
 
 
@@ -146,8 +158,10 @@ def verify_split(path: Path) -> None:
         raise InputError(f"{stats_path}: records no SHA-256 for {path.name}; {REBUILD}") from None
     got = hashlib.sha256(path.read_bytes()).hexdigest()
     if got != want:
-        raise InputError(f"{path}: SHA-256 {got[:16]}..., but the split stage recorded {want[:16]}... in {stats_path}: "
-                         f"the file changed since it was written; {REBUILD}")
+        raise InputError(
+            f"{path}: SHA-256 {got[:16]}..., but the split stage recorded {want[:16]}... in {stats_path}: "
+            f"the file changed since it was written; {REBUILD}"
+        )
 
 
 def load_split(path: Path, may_be_empty: bool = False) -> Digits:
@@ -161,7 +175,12 @@ def load_split(path: Path, may_be_empty: bool = False) -> Digits:
     if not isinstance(data, dict):
         raise InputError(f"{path}: holds a {type(data).__name__}, not a split; {REBUILD}")
     images, labels = data.get("images"), data.get("labels")
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 3 or images.shape[1:] != (28, 28):
+    if (
+        not isinstance(images, torch.Tensor)
+        or images.dtype != torch.uint8
+        or images.dim() != 3
+        or images.shape[1:] != (28, 28)
+    ):
         raise InputError(f"{path}: 'images' must be a uint8 tensor of shape (N, 28, 28); {REBUILD}")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
         raise InputError(f"{path}: 'labels' must be an int64 tensor with one label per image; {REBUILD}")

@@ -6,6 +6,7 @@ Both engines take the model of ``lenet1/model.py``; the exact one proves first t
 model (``lenet1.engine.probe``) and refuses otherwise.  The package may import torch, the model, the
 losses and lenet1.errors; never the data, the pipeline or the tools.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,24 +44,36 @@ class ExactEngine:
     def _flat(self, rates: Rates) -> torch.Tensor | None:
         return None if rates is None else exact.flat(rates).float()
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float,
-                   rates: Rates = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(
+        self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float, rates: Rates = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on the batch (with ``rates``, each weight's step times its rate): its mean loss and its
         outputs before the step."""
-        losses, logits = exact.train(self._layout(), inputs, labels, None, len(inputs), lr, weight_decay,
-                                     self._flat(rates))
+        losses, logits = exact.train(
+            self._layout(), inputs, labels, None, len(inputs), lr, weight_decay, self._flat(rates)
+        )
         return batch_mean(losses.tolist()), logits
 
-    def train_epoch(self, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
-                    lr: float, weight_decay: float, rates: Rates = None) -> tuple[float, float]:
+    def train_epoch(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        order: torch.Tensor,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        rates: Rates = None,
+    ) -> tuple[float, float]:
         """SGD on ``inputs[order]`` in batches, in one C call: the mean loss and accuracy seen while training,
         each batch's mean loss rounded to float32 as ``train_step`` gives it."""
-        losses, logits = exact.train(self._layout(), inputs, labels, order, batch_size, lr, weight_decay,
-                                     self._flat(rates))
+        losses, logits = exact.train(
+            self._layout(), inputs, labels, order, batch_size, lr, weight_decay, self._flat(rates)
+        )
         values, starts = losses.tolist(), range(0, len(order), batch_size)
         sizes = [min(batch_size, len(values) - start) for start in starts]
-        means = torch.tensor([math.fsum(values[start : start + size]) / size for start, size in zip(starts, sizes)],
-                             dtype=torch.float64)
+        means = torch.tensor(
+            [math.fsum(values[start : start + size]) / size for start, size in zip(starts, sizes)], dtype=torch.float64
+        )
         # batch_mean's float32 rounding, times each size in float32, added in batch order: one tensor op per
         # epoch, not a torch scalar per batch (50,000 of them an epoch at batch 1)
         total = 0.0
@@ -77,23 +90,29 @@ class ExactEngine:
         """The outputs and the mean loss (summed exactly) over ``inputs``."""
         outputs, losses = [], []
         for start in range(0, len(inputs), batch_size):
-            logits, batch_losses, _ = exact.forward(self._layout(), inputs[start : start + batch_size],
-                                                    labels[start : start + batch_size])
+            logits, batch_losses, _ = exact.forward(
+                self._layout(), inputs[start : start + batch_size], labels[start : start + batch_size]
+            )
             outputs.append(logits)
             losses.extend(batch_losses.tolist())
         return torch.cat(outputs), math.fsum(losses) / len(losses)
 
     def predict(self, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-        return torch.cat([exact.forward(self._layout(), inputs[start : start + batch_size])[0]
-                          for start in range(0, len(inputs), batch_size)])
+        return torch.cat(
+            [
+                exact.forward(self._layout(), inputs[start : start + batch_size])[0]
+                for start in range(0, len(inputs), batch_size)
+            ]
+        )
 
     def states(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         logits, _, states = exact.forward(self._layout(), inputs, states=True)
         return {**states, "output": logits}
 
 
-def make_engine(name: str, model: LeNet1, loss: str, probe_inputs: torch.Tensor,
-                probe_labels: torch.Tensor) -> ExactEngine | StockEngine:
+def make_engine(
+    name: str, model: LeNet1, loss: str, probe_inputs: torch.Tensor, probe_labels: torch.Tensor
+) -> ExactEngine | StockEngine:
     """The engine ``name`` for ``model`` and ``loss``; the exact one first probes itself on the given digits."""
     if name == "exact":
         return ExactEngine(model, loss, probe_inputs, probe_labels)

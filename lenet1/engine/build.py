@@ -5,6 +5,7 @@ named by a hash of the sources, the compiler command, its version and the flags,
 the built file beside it: a damaged file (a crash or a full disk while it was written) is rebuilt, never
 loaded (loading a truncated shared library can kill the process with a bus error).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from lenet1.errors import InputError
 
@@ -51,15 +52,17 @@ def compiler() -> list[str]:
     if os.environ.get("CC"):
         command = shlex.split(os.environ["CC"])
         if not command or shutil.which(command[0]) is None or not _targets(command, machine):
-            raise CompilerError(f"CC={os.environ['CC']!r} is not a C compiler for {machine} on this PATH: "
-                                "fix CC or unset it to use cc")
+            raise CompilerError(
+                f"CC={os.environ['CC']!r} is not a C compiler for {machine} on this PATH: fix CC or unset it to use cc"
+            )
         return command
     for command in (["cc"], [f"{machine}-linux-gnu-gcc"], ["clang"]):
         if shutil.which(command[0]) is not None and _targets(command, machine):
             return command
     raise CompilerError(
         f"deterministic mode's exact engine needs a C compiler for {machine} (cc, {machine}-linux-gnu-gcc or clang: "
-        "not found, failing or for another architecture): install one (Debian/Ubuntu: `sudo apt install gcc`) or set CC")
+        "not found, failing or for another architecture): install one (Debian/Ubuntu: `sudo apt install gcc`) or set CC"
+    )
 
 
 def _targets(command: list[str], machine: str) -> bool:
@@ -70,15 +73,18 @@ def _targets(command: list[str], machine: str) -> bool:
 
 def _run(command: list[str], seconds: float) -> subprocess.CompletedProcess:
     """Run the compiler in a process group of its own, so that on a hang its children end with it."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
         try:
             out, err = process.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise CompilerError(f"the C compiler {shlex.join(command[:1])} did not finish within {seconds} s, so it "
-                                "and its processes were ended: fix it, or set CC to another") from None
+            raise CompilerError(
+                f"the C compiler {shlex.join(command[:1])} did not finish within {seconds} s, so it "
+                "and its processes were ended: fix it, or set CC to another"
+            ) from None
     return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
@@ -96,8 +102,11 @@ def library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
 def prepare(flag_sets: list[tuple[str, ...]]) -> None:
     """Compile those of these builds (each with EXTRA_FLAGS) that the cache lacks, side by side, one compiler per
     CPU: a first run on a new machine waits for the slowest build, not for their sum."""
-    missing = [flags for flags in dict.fromkeys((*EXTRA_FLAGS, *flags) for flags in flag_sets)
-               if not _verified(_planned(flags)[2])]
+    missing = [
+        flags
+        for flags in dict.fromkeys((*EXTRA_FLAGS, *flags) for flags in flag_sets)
+        if not _verified(_planned(flags)[2])
+    ]
     if missing:
         with _announced(len(missing)), ThreadPoolExecutor(min(len(missing), len(os.sched_getaffinity(0)))) as pool:
             list(pool.map(_ensure, missing))
@@ -106,8 +115,12 @@ def prepare(flag_sets: list[tuple[str, ...]]) -> None:
 @contextlib.contextmanager
 def _announced(builds: int) -> Iterator[None]:
     """A first compile takes seconds: say so, and how long it took."""
-    print(f"engine: compiling the exact engine for this machine ({builds} build{'s' * (builds > 1)}, once: cached "
-          f"in {cache_dir()})", file=sys.stderr, flush=True)
+    print(
+        f"engine: compiling the exact engine for this machine ({builds} build{'s' * (builds > 1)}, once: cached "
+        f"in {cache_dir()})",
+        file=sys.stderr,
+        flush=True,
+    )
     start = time.monotonic()
     yield
     print(f"engine: compiled in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
@@ -119,7 +132,9 @@ def _planned(extra_flags: tuple[str, ...]) -> tuple[list[str], tuple[str, ...], 
     command, flags = compiler(), (*FLAGS, *extra_flags)
     version = _run([*command, "--version"], QUERY_SECONDS).stdout
     texts = [path.read_text() for path in sorted(SOURCES.glob("*.[ch]"))]
-    key = hashlib.sha256("\0".join([*texts, *command, *flags, *LIBRARIES, version, platform.machine()]).encode()).hexdigest()
+    key = hashlib.sha256(
+        "\0".join([*texts, *command, *flags, *LIBRARIES, version, platform.machine()]).encode()
+    ).hexdigest()
     return command, flags, cache_dir() / f"engine-{key[:16]}.so"
 
 
@@ -146,8 +161,10 @@ def _ensure(extra_flags: tuple[str, ...]) -> None:
 
 
 def _unusable_cache(err: OSError) -> CompilerError:
-    return CompilerError(f"the exact engine's library in the cache {cache_dir()} cannot be built or loaded ({err}): "
-                         "check that the folder is writable, or point LENET1_CACHE at another")
+    return CompilerError(
+        f"the exact engine's library in the cache {cache_dir()} cannot be built or loaded ({err}): "
+        "check that the folder is writable, or point LENET1_CACHE at another"
+    )
 
 
 def _digest(path: Path) -> str:
@@ -182,8 +199,10 @@ def _compile(command: list[str], flags: tuple[str, ...], path: Path) -> None:
         try:
             ctypes.CDLL(str(built))  # a compiler that exits 0 but writes junk is caught before the cache keeps it
         except OSError as err:
-            raise CompilerError(f"{shlex.join(command)} built an unloadable library from {SOURCE} ({err}): "
-                                "fix the compiler or set CC to another") from None
+            raise CompilerError(
+                f"{shlex.join(command)} built an unloadable library from {SOURCE} ({err}): "
+                "fix the compiler or set CC to another"
+            ) from None
         digest = Path(tmp) / f"{path.name}.sha256"
         digest.write_text(_digest(built) + "\n")
         os.replace(built, path)  # atomic: a process running in parallel never loads a half-written file

@@ -3,6 +3,7 @@ checked on both sides, and its three calls: forward (outputs, losses, unit state
 
 Why the bits are the same on every CPU is explained once, at the top of ``csrc/engine.c``.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -11,7 +12,7 @@ import math
 import platform
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,8 +27,18 @@ NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
 AVX512_LANES = 16  # one AVX-512 register of floats: bench/README.md measures it
 AVX512_FLAGS = (f"-DLANES={AVX512_LANES}",)
 FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT, STOPPED = 1, 2, 4, 8  # the C functions' error bits
-SLOTS = ("h1.weight", "h1.bias", "h2.coefficient", "h2.bias", "h3.weight", "h3.bias",
-         "h4.coefficient", "h4.bias", "out.weight", "out.bias")  # csrc/layers.h's W1 ... BO
+SLOTS = (
+    "h1.weight",
+    "h1.bias",
+    "h2.coefficient",
+    "h2.bias",
+    "h3.weight",
+    "h3.bias",
+    "h4.coefficient",
+    "h4.bias",
+    "out.weight",
+    "out.bias",
+)  # csrc/layers.h's W1 ... BO
 STATE_SHAPES = {"H1": (4, 24, 24), "H2": (4, 12, 12), "H3": (12, 8, 8), "H4": (12, 4, 4)}
 
 
@@ -40,8 +51,14 @@ def expected_shapes(model: LeNet1) -> dict[str, tuple[int, ...]]:
     arch = model.architecture
     pairs = sum(len(inputs) for inputs in arch.h3_table)
     h3 = (12, 4, 5, 5) if pairs == 48 else (pairs, 5, 5)
-    shapes = {"h1.weight": (4, 1, 5, 5), "h1.bias": (4,), "h3.weight": h3, "h3.bias": (12,),
-              "out.weight": (10, 192), "out.bias": (10,)}
+    shapes = {
+        "h1.weight": (4, 1, 5, 5),
+        "h1.bias": (4,),
+        "h3.weight": h3,
+        "h3.bias": (12,),
+        "out.weight": (10, 192),
+        "out.bias": (10,),
+    }
     if arch.trainable_subsampling:
         shapes.update({"h2.coefficient": (4,), "h2.bias": (4,), "h4.coefficient": (12,), "h4.bias": (12,)})
     return shapes
@@ -50,13 +67,14 @@ def expected_shapes(model: LeNet1) -> dict[str, tuple[int, ...]]:
 @dataclass
 class Layout:
     """What csrc/layout.h's describe() reads: the header, the squash and each slot's size; and the weights."""
+
     header: ctypes.Array
     squash: ctypes.Array
     sizes: ctypes.Array
     weights: list[torch.Tensor | None]
 
     @classmethod
-    def of(cls, model: LeNet1, loss: str) -> "Layout":
+    def of(cls, model: LeNet1, loss: str) -> Layout:
         arch, found = model.architecture, dict(model.named_parameters())
         expected = expected_shapes(model)
         if set(found) != set(expected):
@@ -64,17 +82,32 @@ class Layout:
         for name, shape in expected.items():
             tensor = found[name]
             if tuple(tensor.shape) != shape:
-                raise LayoutError(f"the exact engine expects {name} of shape {shape}, this model's is {tuple(tensor.shape)}")
+                raise LayoutError(
+                    f"the exact engine expects {name} of shape {shape}, this model's is {tuple(tensor.shape)}"
+                )
             if tensor.dtype != torch.float32 or tensor.device.type != "cpu" or not tensor.is_contiguous():
-                raise LayoutError(f"the exact engine needs float32, contiguous CPU weights; {name} is {tensor.dtype} "
-                                  f"on {tensor.device}")
+                raise LayoutError(
+                    f"the exact engine needs float32, contiguous CPU weights; {name} is {tensor.dtype} "
+                    f"on {tensor.device}"
+                )
         pairs = [(out, inp) for out, inputs in enumerate(arch.h3_table) for inp in inputs]
-        header = [MAGIC, VERSION, LOSSES.index(loss), int(arch.trainable_subsampling), len(pairs),
-                  *[out for out, _ in pairs], *[inp for _, inp in pairs]]
+        header = [
+            MAGIC,
+            VERSION,
+            LOSSES.index(loss),
+            int(arch.trainable_subsampling),
+            len(pairs),
+            *[out for out, _ in pairs],
+            *[inp for _, inp in pairs],
+        ]
         weights = [found.get(name) for name in SLOTS]
         sizes = [0 if t is None else t.numel() for t in weights]
-        return cls((ctypes.c_int32 * len(header))(*header), (ctypes.c_float * 2)(arch.amplitude, arch.slope),
-                   (ctypes.c_int64 * len(SLOTS))(*sizes), weights)
+        return cls(
+            (ctypes.c_int32 * len(header))(*header),
+            (ctypes.c_float * 2)(arch.amplitude, arch.slope),
+            (ctypes.c_int64 * len(SLOTS))(*sizes),
+            weights,
+        )
 
     @property
     def parameters(self) -> int:
@@ -100,8 +133,10 @@ def _labels(labels: torch.Tensor, count: int) -> torch.Tensor:
 
 def _check(status: int, what: str) -> None:
     if status & FAILED_LAYOUT:
-        raise LayoutError(f"{what}: the C engine refused the layout (its version is {version()}, this side's {VERSION}); "
-                          "nothing was computed")
+        raise LayoutError(
+            f"{what}: the C engine refused the layout (its version is {version()}, this side's {VERSION}); "
+            "nothing was computed"
+        )
     if status & STOPPED:
         raise KeyboardInterrupt(f"{what}: stopped between steps")
     if status & FAILED_LABEL:
@@ -150,8 +185,16 @@ def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     if not getattr(lib, "typed", False):
         pointer, i32 = ctypes.c_void_p, ctypes.c_int
         lib.lenet1_forward.argtypes = [pointer] * 6 + [i32] + [pointer] * 3 + [i32]
-        lib.lenet1_train.argtypes = [pointer] * 7 + [i32, i32, ctypes.c_float, pointer, ctypes.c_float, pointer,
-                                                     pointer, i32]
+        lib.lenet1_train.argtypes = [pointer] * 7 + [
+            i32,
+            i32,
+            ctypes.c_float,
+            pointer,
+            ctypes.c_float,
+            pointer,
+            pointer,
+            i32,
+        ]
         lib.lenet1_curvature.argtypes = [pointer] * 6 + [i32, pointer, i32]
         lib.lenet1_stop.argtypes = [i32]
         lib.typed = True
@@ -162,8 +205,9 @@ def version() -> int:
     return _library().lenet1_version()
 
 
-def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = None,
-            states: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor] | None]:
+def forward(
+    layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = None, states: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor] | None]:
     """The ten outputs of each input; with labels, each image's loss (float64); with states, H1-H4."""
     images = _images(inputs)
     count = len(images)
@@ -173,10 +217,18 @@ def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = 
     sizes = [math.prod(shape) for shape in STATE_SHAPES.values()]
     buffer = torch.empty(count, sum(sizes), dtype=torch.float32) if states else None
     status = library_for(count).lenet1_forward(
-        layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(),
-        None if labels is None else labels.data_ptr(), count, logits.data_ptr(),
-        None if losses is None else losses.data_ptr(), None if buffer is None else buffer.data_ptr(),
-        torch.get_num_threads())
+        layout.header,
+        layout.squash,
+        layout.sizes,
+        layout.pointers(),
+        images.data_ptr(),
+        None if labels is None else labels.data_ptr(),
+        count,
+        logits.data_ptr(),
+        None if losses is None else losses.data_ptr(),
+        None if buffer is None else buffer.data_ptr(),
+        torch.get_num_threads(),
+    )
     _check(status, "lenet1_forward")
     unit_states = None
     if buffer is not None:
@@ -185,8 +237,16 @@ def forward(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor | None = 
     return logits, losses, unit_states
 
 
-def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor | None, batch_size: int,
-          lr: float, weight_decay: float, rates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def train(
+    layout: Layout,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    order: torch.Tensor | None,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    rates: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """SGD steps on batches of ``inputs[order]`` (or ``inputs``), all in one C call: no torch operation runs
     between steps, whose OpenMP threads would compete with the C code's for the cores.  ``rates``: one float32
     per weight in slot order (``flat``), each weight's step lr * rate * gradient (SDLM); none: lr * gradient.
@@ -208,10 +268,23 @@ def train(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor, order: tor
     logits = torch.empty(count, 10, dtype=torch.float32)
     losses = torch.empty(count, dtype=torch.float64)
     lib = library_for(batch_size)
-    arguments = (layout.header, layout.squash, layout.sizes, layout.pointers(), images.data_ptr(), labels.data_ptr(),
-                 None if order is None else order.data_ptr(), count, batch_size, lr,
-                 None if rates is None else rates.data_ptr(), weight_decay, logits.data_ptr(), losses.data_ptr(),
-                 torch.get_num_threads())  # here: torch's thread count is this thread's setting
+    arguments = (
+        layout.header,
+        layout.squash,
+        layout.sizes,
+        layout.pointers(),
+        images.data_ptr(),
+        labels.data_ptr(),
+        None if order is None else order.data_ptr(),
+        count,
+        batch_size,
+        lr,
+        None if rates is None else rates.data_ptr(),
+        weight_decay,
+        logits.data_ptr(),
+        losses.data_ptr(),
+        torch.get_num_threads(),
+    )  # here: torch's thread count is this thread's setting
     status = stoppable(lib, lambda: lib.lenet1_train(*arguments))
     _check(status, "lenet1_train")
     return losses, logits
@@ -241,9 +314,17 @@ def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> tor
     images = _images(inputs)
     labels = _labels(labels, len(images))
     curvatures = torch.empty(layout.parameters, dtype=torch.float64)
-    status = _library().lenet1_curvature(layout.header, layout.squash, layout.sizes, layout.pointers(),
-                                         images.data_ptr(), labels.data_ptr(), len(images), curvatures.data_ptr(),
-                                         torch.get_num_threads())
+    status = _library().lenet1_curvature(
+        layout.header,
+        layout.squash,
+        layout.sizes,
+        layout.pointers(),
+        images.data_ptr(),
+        labels.data_ptr(),
+        len(images),
+        curvatures.data_ptr(),
+        torch.get_num_threads(),
+    )
     _check(status, "lenet1_curvature")
     return curvatures
 
@@ -255,7 +336,8 @@ def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def unflat(values: torch.Tensor, model: LeNet1) -> dict[str, torch.Tensor]:
     """The inverse of ``flat`` for ``model``'s weights."""
-    shapes = [(name, tensor.shape) for name, tensor in
-              sorted(model.named_parameters(), key=lambda item: SLOTS.index(item[0]))]
+    shapes = [
+        (name, tensor.shape) for name, tensor in sorted(model.named_parameters(), key=lambda item: SLOTS.index(item[0]))
+    ]
     parts = values.split([math.prod(shape) for _, shape in shapes])
     return {name: part.reshape(shape) for (name, shape), part in zip(shapes, parts)}

@@ -3,9 +3,10 @@ computes that model as ``lenet1/model.py`` defines it, or refuses.
 
 On a handful of the run's own digits it compares the engine's outputs and loss, and the weights after
 one SGD step from fresh weights (``fresh_weights`` says why), with float64 autograd of the torch module
-and ``lenet1.loss``: they must agree within float32 rounding.  Any edit the engine does not implement (a new squash, an extra scale, another layer) fails
-here, before anything is written.  It costs a few milliseconds.
+and ``lenet1.loss``: they must agree within float32 rounding.  Any edit the engine does not implement (a new squash,
+an extra scale, another layer) fails here, before anything is written.  It costs a few milliseconds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,10 @@ PROBE_LR = 1024.0  # a power of two: the weights' change is the gradient scaled 
 OUTPUT_TOLERANCE = 1e-4  # relative to the largest output: float32 rounding is about 1e-7 per operation
 GRADIENT_TOLERANCE = 1e-3  # relative to each tensor's largest gradient
 STEP_WEIGHTS = 0.2  # the step is checked from weights uniform in +-0.2 (subsampling coefficients 1 +- 0.2)
-WAY_OUT = ("the exact engine builds LeNet-1 from lenet1/architecture.py's ARCHITECTURES (H3 table, subsampling, squash): "
-           "describe the change there, or set train.deterministic: false to train the edit with stock PyTorch kernels")
+WAY_OUT = (
+    "the exact engine builds LeNet-1 from lenet1/architecture.py's ARCHITECTURES (H3 table, subsampling, squash): "
+    "describe the change there, or set train.deterministic: false to train the edit with stock PyTorch kernels"
+)
 
 
 class EngineMismatch(InputError):
@@ -34,8 +37,9 @@ def _refuse(model: LeNet1, what: str) -> EngineMismatch:
     return EngineMismatch(f"deterministic mode refuses LeNet-1 '{model.variant}': {what}; {WAY_OUT}")
 
 
-def reference_step(model: LeNet1, loss: str, inputs: torch.Tensor, labels: torch.Tensor,
-                   lr: float) -> tuple[torch.Tensor, float, dict[str, torch.Tensor]]:
+def reference_step(
+    model: LeNet1, loss: str, inputs: torch.Tensor, labels: torch.Tensor, lr: float
+) -> tuple[torch.Tensor, float, dict[str, torch.Tensor]]:
     """Float64 autograd of the definition: the outputs, the loss and the weights after one SGD step."""
     reference = copy.deepcopy(model).double()
     outputs = reference(inputs.double())
@@ -68,8 +72,11 @@ def check(model: LeNet1, loss: str, inputs: torch.Tensor, labels: torch.Tensor) 
     got, losses, _ = exact.forward(layout, inputs, labels)
     output_error = (got.double() - outputs).abs().max().item()
     if not output_error <= OUTPUT_TOLERANCE * scale:
-        raise _refuse(model, f"its outputs differ from float64 autograd of the torch module by {output_error:.3g} "
-                             f"on {len(inputs)} training digits (tolerance {OUTPUT_TOLERANCE * scale:.1g})")
+        raise _refuse(
+            model,
+            f"its outputs differ from float64 autograd of the torch module by {output_error:.3g} "
+            f"on {len(inputs)} training digits (tolerance {OUTPUT_TOLERANCE * scale:.1g})",
+        )
     got_loss = losses.mean().item()
     if not abs(got_loss - want_loss) <= 1e-5 * max(abs(want_loss), 1.0):
         raise _refuse(model, f"its {loss} loss is {got_loss:.7g}, float64 autograd's {want_loss:.7g}")

@@ -3,6 +3,7 @@
 Fast, and trains any edit of ``lenet1/model.py``, but promises nothing across machines: MKL, oneDNN and
 ATen pick their kernels, and so their rounding, by CPU and thread count.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,13 @@ class SGD:
     Not a torch.optim.Optimizer: its constructor imports ``torch._dynamo``, a long import for every train stage.
     """
 
-    def __init__(self, params: list[tuple[str, torch.Tensor]], lr: float, weight_decay: float = 0.0,
-                 rates: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        params: list[tuple[str, torch.Tensor]],
+        lr: float,
+        weight_decay: float = 0.0,
+        rates: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.params, self.lr, self.weight_decay, self.rates = params, lr, weight_decay, rates
 
     @torch.no_grad()
@@ -41,8 +47,14 @@ class StockEngine:
     def __init__(self, model: LeNet1, loss: str) -> None:
         self.model, self.loss_name, self.loss = model, loss, make_loss(loss, model)
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float,
-                   rates: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        lr: float,
+        weight_decay: float,
+        rates: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One SGD step on the batch (with ``rates``, each weight's step times its rate): its mean loss and its
         outputs before the step."""
         self.model.train()
@@ -56,8 +68,16 @@ class StockEngine:
         """Each weight's SDLM curvature h_kk over ``inputs`` (``lenet1.curvature.diagonal``)."""
         return curvature.diagonal(self.model, self.loss_name, inputs, labels)
 
-    def train_epoch(self, inputs: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int,
-                    lr: float, weight_decay: float, rates: dict[str, torch.Tensor] | None = None) -> tuple[float, float]:
+    def train_epoch(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        order: torch.Tensor,
+        batch_size: int,
+        lr: float,
+        weight_decay: float,
+        rates: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[float, float]:
         total_loss = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.int64)
         for start in range(0, len(order), batch_size):
@@ -76,7 +96,9 @@ class StockEngine:
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
         self.model.eval()
-        return torch.cat([self.model(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
+        return torch.cat(
+            [self.model(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)]
+        )
 
     @torch.no_grad()
     def states(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -3,13 +3,14 @@
 Deterministic mode needs no environment variables: the exact engine
 (``lenet1.engine``, C code explained at the top of ``csrc/engine.c``) computes
 every float operation itself, so no kernel choice can change its result (no BLAS,
-no vendor math library, no fused multiply-add, sums in a fixed order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or ATEN_CPU_CAPABILITY, which
-pick kernels per CPU, cannot change the weights, and a user who has set them
+no vendor math library, no fused multiply-add, sums in a fixed order).  So MKL_CBWR, MKL_ENABLE_INSTRUCTIONS or
+ATEN_CPU_CAPABILITY, which pick kernels per CPU, cannot change the weights, and a user who has set them
 keeps them.  What is left here is the thread count (read by OpenMP and MKL
 when torch is imported, and passed to the C code from ``torch.get_num_threads``),
 the platforms the promise covers, and one allocator setting that only changes
 speed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -38,8 +39,10 @@ def thread_count() -> int:
     value, most = os.environ.get("LENET1_THREADS", ""), MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
     if value:
         if not value.isdigit() or not 1 <= int(value) <= most:
-            raise InputError(f"LENET1_THREADS={value!r}: expected a whole number from 1 to {most} "
-                             f"({MAX_THREADS_PER_CPU} per CPU: more only wait for each other)")
+            raise InputError(
+                f"LENET1_THREADS={value!r}: expected a whole number from 1 to {most} "
+                f"({MAX_THREADS_PER_CPU} per CPU: more only wait for each other)"
+            )
         return int(value)
     return len(os.sched_getaffinity(0))
 
@@ -62,6 +65,7 @@ def import_torch() -> None:
     gc.disable()
     try:
         import torch  # noqa: F401
+
         gc.freeze()
     finally:
         if was_enabled:
@@ -105,11 +109,16 @@ def cpu_info(keys: tuple[str, ...]) -> str:
 
 def platform_record(exact: bool, threads: int) -> dict[str, str]:
     """Where and how a run was computed, for the summary: runs pool across machines only inside the promise."""
-    return {"system": platform.system(), "machine": platform.machine(),
-            "cpu_vendor": cpu_info(("vendor_id", "CPU implementer")), "cpu_model": cpu_info(("model name", "CPU part")),
-            "threads": str(threads), "torch": importlib.metadata.version("torch").split("+")[0],
-            "numerics": "exact" if exact else "fast",
-            "bit_exact_promise": "covered" if exact and platform_note() is None else "not covered"}
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "cpu_vendor": cpu_info(("vendor_id", "CPU implementer")),
+        "cpu_model": cpu_info(("model name", "CPU part")),
+        "threads": str(threads),
+        "torch": importlib.metadata.version("torch").split("+")[0],
+        "numerics": "exact" if exact else "fast",
+        "bit_exact_promise": "covered" if exact and platform_note() is None else "not covered",
+    }
 
 
 def platform_note() -> str | None:
@@ -118,5 +127,7 @@ def platform_note() -> str | None:
     torch_version = importlib.metadata.version("torch").split("+")[0]
     if (system, machine) in COVERED_SYSTEMS and torch_version == PINNED_TORCH:
         return None
-    return (f"{system} {machine} with torch {torch_version} is outside the bit-exact promise "
-            f"(Linux x86-64 or arm64 with torch {PINNED_TORCH}): results may differ in the last bits")
+    return (
+        f"{system} {machine} with torch {torch_version} is outside the bit-exact promise "
+        f"(Linux x86-64 or arm64 with torch {PINNED_TORCH}): results may differ in the last bits"
+    )

@@ -1,4 +1,5 @@
 """Where each stage reads and writes, relative to the repository root (as in dvc.yaml)."""
+
 from pathlib import Path
 
 PARAMS = Path("params.yaml")

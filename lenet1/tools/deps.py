@@ -8,6 +8,7 @@ package's ``__init__.py`` when it holds code; ``lenet1/engine/csrc`` with ``buil
 A directory stands for its files when the stage needs every one that DVC hashes, so ``dvc.lock`` stays short.
 Deps outside the code (data, ``params.yaml``) and their comments are kept as written, ahead of the code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import ast
 import re
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import yaml
 
@@ -56,8 +57,11 @@ def stage_module(command: str, root: Path = ROOT) -> Path:
 
 def hashed_files(directory: Path, ignored: Callable[[Path], bool]) -> list[Path]:
     """The files DVC hashes for a directory dep, but for an empty ``__init__.py``, which runs nothing."""
-    return [path for path in directory.rglob("*") if path.is_file() and not ignored(path)
-            and not (path.name == "__init__.py" and not path.read_text().strip())]
+    return [
+        path
+        for path in directory.rglob("*")
+        if path.is_file() and not ignored(path) and not (path.name == "__init__.py" and not path.read_text().strip())
+    ]
 
 
 def covered(path: Path, deps: set[Path]) -> bool:

@@ -22,6 +22,7 @@ checked by their hashes either way), so the check runs offline on a machine that
 Exit status: 0 reproduced; 1 something differs or dvc failed; 2 the check cannot run (not a clean clone, or
 data that must be fetched could not be).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ NETWORK_STAGES = ("download",)  # stages that fetch their outputs: rerun only wh
 
 class SetupError(Exception):
     """The check cannot run (exit 2)."""
+
 
 def lock_entries(text: str) -> dict[tuple[str, str, str], object]:
     """Every recorded value of a dvc.lock: (stage, "cmd"|"out"|"dep"|"param", name) -> value."""
@@ -119,9 +121,13 @@ def committed_lock() -> str:
     lock = subprocess.run(["git", "show", "HEAD:./dvc.lock"], capture_output=True, text=True)
     if lock.returncode != 0:
         raise SetupError("no dvc.lock committed at HEAD: nothing to reproduce")
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout
     if dirty.strip():
-        raise SetupError(f"uncommitted changes (the run would overwrite them); commit or stash first:\n{dirty.rstrip()}")
+        raise SetupError(
+            f"uncommitted changes (the run would overwrite them); commit or stash first:\n{dirty.rstrip()}"
+        )
     return lock.stdout
 
 
@@ -165,8 +171,10 @@ def rerun(stages: list[str]) -> None:
     except RuntimeError as err:
         failed = [stage for stage in fetched if f"failed to reproduce '{stage}'" in str(err)]
         if failed:
-            raise SetupError(f"the {failed[0]} stage could not fetch its data (offline?) and DVC's cache does not "
-                             f"hold it, so nothing could be reproduced; run where the network reaches:\n{err}") from None
+            raise SetupError(
+                f"the {failed[0]} stage could not fetch its data (offline?) and DVC's cache does not "
+                f"hold it, so nothing could be reproduced; run where the network reaches:\n{err}"
+            ) from None
         raise
 
 
@@ -177,15 +185,19 @@ def check(args: argparse.Namespace) -> tuple[int, str]:
     mismatched = committed_mismatches()
     if mismatched:
         named = "\n".join(f"- {item}" for item in mismatched)
-        return 1, (f"**FAIL**: these committed files differ from what HEAD's dvc.lock records (edited by hand, or "
-                   f"committed without `dvc repro`):\n{named}")
+        return 1, (
+            f"**FAIL**: these committed files differ from what HEAD's dvc.lock records (edited by hand, or "
+            f"committed without `dvc repro`):\n{named}"
+        )
     try:
         rerun(list((yaml.safe_load(Path("dvc.yaml").read_text()) or {}).get("stages", {})))
     except RuntimeError as err:
         return 1, f"**FAIL**: {err}"
     changed = differences(committed, lock_entries(Path("dvc.lock").read_text()))
     metrics_diff = dvc("metrics", "diff", "--md", "HEAD", check=False)
-    report = "\n\n".join(filter(None, [metrics_diff.strip(), dvc("params", "diff", "--md", "HEAD", check=False).strip()]))
+    report = "\n\n".join(
+        filter(None, [metrics_diff.strip(), dvc("params", "diff", "--md", "HEAD", check=False).strip()])
+    )
     if not changed:
         return 0, f"**PASS**: every stage reproduced dvc.lock bit for bit.\n\n{report}"
     named = "\n".join(f"- {stage}: {kind} {name}".rstrip() for stage, kind, name in changed)
@@ -194,7 +206,10 @@ def check(args: argparse.Namespace) -> tuple[int, str]:
         diff = json.loads(dvc("metrics", "diff", "--json", "HEAD", check=False) or "{}")
         problems = metric_problems(diff, args.accuracy_tolerance, args.loss_tolerance, samples)
         if not problems:
-            return 0, f"**PASS within tolerance**: only model outputs differ, every metric is close:\n{named}\n\n{report}"
+            return (
+                0,
+                f"**PASS within tolerance**: only model outputs differ, every metric is close:\n{named}\n\n{report}",
+            )
         named += "\n" + "\n".join(f"- beyond tolerance: {p}" for p in problems)
     hint = f"\n\nNote: {note}; compare with `--tolerance`." if note else ""
     return 1, f"**FAIL**: these entries of dvc.lock differ from HEAD's:\n{named}{hint}\n\n{report}"

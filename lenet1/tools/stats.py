@@ -1,9 +1,10 @@
 """The statistics we report over seeds, and the paired test between two models."""
+
 from __future__ import annotations
 
 import math
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 from scipy import stats
 
@@ -33,10 +34,16 @@ def mcnemar(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> di
     1/2, so the two-sided p-value is an exact binomial test on their split.
     """
     if len(first_correct) != len(second_correct):
-        raise ValueError(f"paired test needs the same digits: {len(first_correct)} vs {len(second_correct)} predictions")
+        raise ValueError(
+            f"paired test needs the same digits: {len(first_correct)} vs {len(second_correct)} predictions"
+        )
     only_first = sum(a and not b for a, b in zip(first_correct, second_correct))
     only_second = sum(b and not a for a, b in zip(first_correct, second_correct))
     discordant = only_first + only_second
     p_value = stats.binomtest(only_first, discordant, 0.5).pvalue if discordant else 1.0
-    return {"only_first_right": only_first, "only_second_right": only_second, "p_value": p_value,
-            "accuracy_difference": (only_first - only_second) / len(first_correct)}
+    return {
+        "only_first_right": only_first,
+        "only_second_right": only_second,
+        "p_value": p_value,
+        "accuracy_difference": (only_first - only_second) / len(first_correct),
+    }

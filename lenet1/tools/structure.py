@@ -7,6 +7,7 @@ once per unit as connections.  The units are the 28x28 = 784 input units,
 every unit of H1 (2,304), H2 (576), H3 (768), H4 (192) and the 10 outputs,
 plus that one bias unit: 784 + 3,850 + 1 = 4,635.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,9 +22,12 @@ LAYERS = ("h1", "h2", "h3", "h4", "out")
 def layer_shapes(model: LeNet1) -> dict[str, tuple[int, ...]]:
     """The shape of one digit's units in each layer, from a forward pass."""
     shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [getattr(model, name).register_forward_hook(
-        lambda module, inputs, output, name=name: shapes.__setitem__(name, tuple(output.shape[1:])))
-        for name in LAYERS]
+    hooks = [
+        getattr(model, name).register_forward_hook(
+            lambda module, inputs, output, name=name: shapes.__setitem__(name, tuple(output.shape[1:]))
+        )
+        for name in LAYERS
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 1, 28, 28))
     for hook in hooks:
