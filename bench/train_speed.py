@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_torch(args.threads)
     if args.wide_only:
-        from lenet1.engine import exact
+        from lenet1.engine import libraries
 
-        exact.NARROW_BELOW = 1
+        libraries.NARROW_BELOW = 1
     results = run(args)
     print(format_table(results))
     if args.json:

@@ -47,9 +47,9 @@ from lenet1.model import build_model  # noqa: E402
 
 configure_torch(args.threads)  # as the train stage does (--repo's own version)
 if args.wide_only:
-    from lenet1.engine import exact
+    from lenet1.engine import libraries
 
-    exact.NARROW_BELOW = 1
+    libraries.NARROW_BELOW = 1
 generator = torch.Generator().manual_seed(0)
 batch = args.batch_size
 inputs = torch.randn(64 * batch, 1, 28, 28, generator=generator)

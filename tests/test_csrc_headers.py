@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
-from lenet1.engine import build, exact
+from lenet1.engine import build, libraries
 
 HEADERS = sorted(path.name for path in build.SOURCES.glob("*.h"))
 # The plain include, and the macros build.py's callers pass: the group widths and the x86-64 target choice.
-DEFINES = [(), exact.NARROW_FLAGS, exact.AVX512_FLAGS, ("-DLENET1_BASELINE_ONLY",)]
+DEFINES = [(), libraries.NARROW_FLAGS, libraries.AVX512_FLAGS, ("-DLENET1_BASELINE_ONLY",)]
 # A header's static functions go unused when it is compiled alone; -Wno-psabi as build.py compiles.
 WARNINGS = ("-Wall", "-Werror", "-Wno-psabi", "-Wno-unused-function")
 

@@ -7,7 +7,7 @@ import platform
 import pytest
 import torch
 
-from lenet1.engine import ExactEngine, build, exact
+from lenet1.engine import ExactEngine, build, libraries
 from lenet1.engine.probe import reference_step
 from lenet1.errors import InputError
 from lenet1.model import build_model
@@ -43,12 +43,12 @@ def test_step_matches_float64_autograd(variant, loss, weight_decay):
 @pytest.mark.parametrize("variant, loss", [("full", "cross_entropy"), ("paper", "mse")])
 def test_the_avx512_build_gives_the_8_lane_builds_bits(monkeypatch, variant, loss):
     """Forced on any CPU (without AVX-512, GCC computes each 16-lane vector in halves)."""
-    size = exact.AVX512_LANES * torch.get_num_threads() + 5  # a group of 16 per thread, and one of 5
+    size = libraries.AVX512_LANES * torch.get_num_threads() + 5  # a group of 16 per thread, and one of 5
     inputs, labels = batch(3 * size, seed=4)
 
     def run(wide: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
-        monkeypatch.setattr(exact, "avx512", lambda: wide)
-        assert (exact.library_for(size) is exact._library(exact.AVX512_FLAGS)) == wide
+        monkeypatch.setattr(libraries, "avx512", lambda: wide)
+        assert (libraries.library_for(size) is libraries.load(libraries.AVX512_FLAGS)) == wide
         model = build_model(variant, 5)
         chosen = engine(model, loss)
         chosen.train_epoch(inputs, labels, torch.arange(3 * size).flip(0), size, 0.1, 0.0)
@@ -135,7 +135,7 @@ def test_baseline_sse2_code_gives_the_bits_of_this_cpus_copy(monkeypatch, varian
     baseline = steps_with_flags(monkeypatch, ("-DLENET1_BASELINE_ONLY",), variant, loss)
     assert build.library() is not build.build(())
     assert all(torch.equal(a, b) for a, b in zip(loaded, baseline))
-    monkeypatch.setattr(exact, "target_flags", lambda: ())  # one copy per instruction set, chosen when loaded
+    monkeypatch.setattr(libraries, "target_flags", lambda: ())  # one copy per instruction set, chosen when loaded
     cloned = steps_with_flags(monkeypatch, (), variant, loss)
     assert all(torch.equal(a, b) for a, b in zip(cloned, baseline))
 
@@ -145,8 +145,8 @@ def test_the_loaded_build_is_compiled_for_this_cpus_instruction_set_only():
     target = {"AVX512": '-DLENET1_TARGET="avx512f"', "AVX2": '-DLENET1_TARGET="avx2"'}.get(
         torch.backends.cpu.get_cpu_capability(), "-DLENET1_BASELINE_ONLY"
     )
-    assert exact.target_flags() == (target,)
-    assert exact.library_for(16) is build.library((target,))
+    assert libraries.target_flags() == (target,)
+    assert libraries.library_for(16) is build.library((target,))
 
 
 def test_no_compiler_is_a_clear_error(monkeypatch):

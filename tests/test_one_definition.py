@@ -16,6 +16,7 @@ import torch
 
 from lenet1.data.split import write_splits
 from lenet1.engine import ExactEngine, StockEngine, exact
+from lenet1.engine.layout import Layout, LayoutError
 from lenet1.engine.probe import EngineMismatch
 from lenet1.model import ARCHITECTURES, Architecture, LeNet1, build_model
 from tests.helpers import ROOT, write_params
@@ -132,22 +133,20 @@ def test_a_squash_described_as_data_is_trained_faithfully(monkeypatch):
 def test_weights_of_the_wrong_shape_are_refused_at_the_boundary():
     model = build_model("full", 1)
     model.out = torch.nn.Linear(192, 11)
-    with pytest.raises(
-        exact.LayoutError, match=r"expects out.weight of shape \(10, 192\), this model's is \(11, 192\)"
-    ):
-        exact.Layout.of(model, "cross_entropy")
+    with pytest.raises(LayoutError, match=r"expects out.weight of shape \(10, 192\), this model's is \(11, 192\)"):
+        Layout.of(model, "cross_entropy")
 
 
 def test_the_c_side_checks_the_layout_too():
     model = build_model("full", 1)
-    layout = exact.Layout.of(model, "cross_entropy")
-    layout.sizes[4] = 25 * 20  # W3 as if 20 kernels, with the header's 48
-    with pytest.raises(exact.LayoutError, match="the C engine refused the layout"):
-        exact.forward(layout, torch.zeros(2, 1, 28, 28))
-    layout = exact.Layout.of(model, "cross_entropy")
-    layout.header[1] = 2  # another engine version
-    with pytest.raises(exact.LayoutError, match="refused the layout"):
-        exact.forward(layout, torch.zeros(2, 1, 28, 28))
+    weights = Layout.of(model, "cross_entropy")
+    weights.sizes[4] = 25 * 20  # W3 as if 20 kernels, with the header's 48
+    with pytest.raises(LayoutError, match="the C engine refused the layout"):
+        exact.forward(weights, torch.zeros(2, 1, 28, 28))
+    weights = Layout.of(model, "cross_entropy")
+    weights.header[1] = 2  # another engine version
+    with pytest.raises(LayoutError, match="refused the layout"):
+        exact.forward(weights, torch.zeros(2, 1, 28, 28))
 
 
 def test_the_probe_catches_a_wrong_gradient(monkeypatch):

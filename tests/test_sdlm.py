@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lenet1 import curvature
-from lenet1.engine import exact, make_engine
+from lenet1.engine import libraries, make_engine
 from lenet1.model import build_model
 from lenet1.train import fit, learning_rates
 from tests.test_train import tiny_split, train_params
@@ -93,9 +93,9 @@ def test_the_narrow_build_gives_the_wide_builds_bits(monkeypatch, batch_size, op
         return [p.detach().clone() for p in model.parameters()]
 
     narrow = weights()
-    monkeypatch.setattr(exact, "NARROW_BELOW", 1)  # the wide build at every batch size
+    monkeypatch.setattr(libraries, "NARROW_BELOW", 1)  # the wide build at every batch size
     wide = weights()
-    assert exact.library_for(batch_size) is exact._library()
+    assert libraries.library_for(batch_size) is libraries.load()
     assert all(torch.equal(a, b) for a, b in zip(narrow, wide))
 
 

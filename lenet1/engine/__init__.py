@@ -14,6 +14,7 @@ import math
 import torch
 
 from lenet1.engine import exact, probe
+from lenet1.engine.layout import VERSION, Layout, flat, unflat
 from lenet1.engine.stock import StockEngine
 from lenet1.model import LeNet1
 
@@ -28,21 +29,21 @@ def batch_mean(losses: list[float]) -> torch.Tensor:
 
 class ExactEngine:
     name = "exact"
-    version = exact.VERSION
+    version = VERSION
 
     def __init__(self, model: LeNet1, loss: str, probe_inputs: torch.Tensor, probe_labels: torch.Tensor) -> None:
         probe.check(model, loss, probe_inputs, probe_labels)
         self.model, self.loss_name, self._checked = model, loss, (None, None)
 
-    def _layout(self) -> exact.Layout:
+    def _layout(self) -> Layout:
         """The layout, checked again whenever a weight tensor was replaced (another address, shape or type)."""
         key = tuple((t.data_ptr(), t.shape, t.dtype, t.is_contiguous()) for t in self.model.parameters())
         if key != self._checked[0]:
-            self._checked = (key, exact.Layout.of(self.model, self.loss_name))
+            self._checked = (key, Layout.of(self.model, self.loss_name))
         return self._checked[1]
 
     def _flat(self, rates: Rates) -> torch.Tensor | None:
-        return None if rates is None else exact.flat(rates).float()
+        return None if rates is None else flat(rates).float()
 
     def train_step(
         self, inputs: torch.Tensor, labels: torch.Tensor, lr: float, weight_decay: float, rates: Rates = None
@@ -84,7 +85,7 @@ class ExactEngine:
 
     def curvature(self, inputs: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each weight's SDLM curvature h_kk over ``inputs``, as ``lenet1.curvature.diagonal`` defines it."""
-        return exact.unflat(exact.curvature(self._layout(), inputs, labels), self.model)
+        return unflat(exact.curvature(self._layout(), inputs, labels), self.model)
 
     def evaluate(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, float]:
         """The outputs and the mean loss (summed exactly) over ``inputs``."""

@@ -1,5 +1,5 @@
-"""The exact engine's boundary: a LeNet-1's architecture and weights as the C code (``csrc/``) reads them,
-checked on both sides, and its three calls: forward (outputs, losses, unit states), training, the version.
+"""The exact engine's calls: forward (outputs, losses, unit states), a training epoch, the SDLM curvature; each
+checks its inputs here and the C code's status after (the weights' layout: ``layout.py``; the builds: ``libraries.py``).
 
 Why the bits are the same on every CPU is explained once, at the top of ``csrc/engine.c``.
 """
@@ -7,115 +7,17 @@ Why the bits are the same on every CPU is explained once, at the top of ``csrc/e
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
-import platform
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable
 
 import torch
 
-from lenet1.engine.build import library, prepare
+from lenet1.engine.layout import STATE_SHAPES, VERSION, Layout, LayoutError
+from lenet1.engine.libraries import library_for, load, version
 from lenet1.errors import InputError
-from lenet1.architecture import LOSSES
-from lenet1.model import LeNet1
 
-MAGIC, VERSION = 0x4C4E3101, 4  # csrc/layout.h's ENGINE_MAGIC and ENGINE_VERSION
-NARROW_LANES, NARROW_BELOW = 2, 4  # below batch 4, 8 lanes would compute mostly empty images (7 of 8 at batch 1)
-NARROW_FLAGS = (f"-DLANES={NARROW_LANES}",)
-AVX512_LANES = 16  # one AVX-512 register of floats: bench/README.md measures it
-AVX512_FLAGS = (f"-DLANES={AVX512_LANES}",)
 FAILED_RESOURCES, FAILED_LABEL, FAILED_LAYOUT, STOPPED = 1, 2, 4, 8  # the C functions' error bits
-SLOTS = (
-    "h1.weight",
-    "h1.bias",
-    "h2.coefficient",
-    "h2.bias",
-    "h3.weight",
-    "h3.bias",
-    "h4.coefficient",
-    "h4.bias",
-    "out.weight",
-    "out.bias",
-)  # csrc/layers.h's W1 ... BO
-STATE_SHAPES = {"H1": (4, 24, 24), "H2": (4, 12, 12), "H3": (12, 8, 8), "H4": (12, 4, 4)}
-
-
-class LayoutError(InputError):
-    """The model is not a network the exact engine computes: its weights do not have the expected layout."""
-
-
-def expected_shapes(model: LeNet1) -> dict[str, tuple[int, ...]]:
-    """Every weight the engine reads, by state_dict name, with the shape its architecture implies."""
-    arch = model.architecture
-    pairs = sum(len(inputs) for inputs in arch.h3_table)
-    h3 = (12, 4, 5, 5) if pairs == 48 else (pairs, 5, 5)
-    shapes = {
-        "h1.weight": (4, 1, 5, 5),
-        "h1.bias": (4,),
-        "h3.weight": h3,
-        "h3.bias": (12,),
-        "out.weight": (10, 192),
-        "out.bias": (10,),
-    }
-    if arch.trainable_subsampling:
-        shapes.update({"h2.coefficient": (4,), "h2.bias": (4,), "h4.coefficient": (12,), "h4.bias": (12,)})
-    return shapes
-
-
-@dataclass
-class Layout:
-    """What csrc/layout.h's describe() reads: the header, the squash and each slot's size; and the weights."""
-
-    header: ctypes.Array
-    squash: ctypes.Array
-    sizes: ctypes.Array
-    weights: list[torch.Tensor | None]
-
-    @classmethod
-    def of(cls, model: LeNet1, loss: str) -> Layout:
-        arch, found = model.architecture, dict(model.named_parameters())
-        expected = expected_shapes(model)
-        if set(found) != set(expected):
-            raise LayoutError(f"the exact engine reads the weights {sorted(expected)}, this model has {sorted(found)}")
-        for name, shape in expected.items():
-            tensor = found[name]
-            if tuple(tensor.shape) != shape:
-                raise LayoutError(
-                    f"the exact engine expects {name} of shape {shape}, this model's is {tuple(tensor.shape)}"
-                )
-            if tensor.dtype != torch.float32 or tensor.device.type != "cpu" or not tensor.is_contiguous():
-                raise LayoutError(
-                    f"the exact engine needs float32, contiguous CPU weights; {name} is {tensor.dtype} "
-                    f"on {tensor.device}"
-                )
-        pairs = [(out, inp) for out, inputs in enumerate(arch.h3_table) for inp in inputs]
-        header = [
-            MAGIC,
-            VERSION,
-            LOSSES.index(loss),
-            int(arch.trainable_subsampling),
-            len(pairs),
-            *[out for out, _ in pairs],
-            *[inp for _, inp in pairs],
-        ]
-        weights = [found.get(name) for name in SLOTS]
-        sizes = [0 if t is None else t.numel() for t in weights]
-        return cls(
-            (ctypes.c_int32 * len(header))(*header),
-            (ctypes.c_float * 2)(arch.amplitude, arch.slope),
-            (ctypes.c_int64 * len(SLOTS))(*sizes),
-            weights,
-        )
-
-    @property
-    def parameters(self) -> int:
-        return sum(self.sizes)
-
-    def pointers(self) -> ctypes.Array:
-        """The weights' addresses; the C code reads and updates them in place."""
-        return (ctypes.c_void_p * len(SLOTS))(*[None if t is None else t.data_ptr() for t in self.weights])
 
 
 def _images(inputs: torch.Tensor) -> torch.Tensor:
@@ -143,66 +45,6 @@ def _check(status: int, what: str) -> None:
         raise InputError(f"{what}: a label outside 0-9; nothing was updated")
     if status:
         raise MemoryError(f"{what}: out of memory or threads; nothing was updated")
-
-
-def library_for(images: int) -> ctypes.CDLL:
-    """The engine for steps of ``images`` images: below NARROW_BELOW, the build whose groups hold NARROW_LANES
-    images (a step on one image then computes 2 lanes, not 8); on a CPU with AVX-512, when each thread gets a
-    group of AVX512_LANES, the build of that many; else 8.  The same source, lane for lane the same operations,
-    so the same bits (tests/test_sdlm.py and tests/test_engine.py check it)."""
-    if images < NARROW_BELOW:
-        return _library(NARROW_FLAGS)
-    if images >= AVX512_LANES * torch.get_num_threads() and avx512():
-        return _library(AVX512_FLAGS)
-    return _library()
-
-
-def avx512() -> bool:
-    return torch.backends.cpu.get_cpu_capability() == "AVX512"
-
-
-@functools.cache
-def target_flags() -> tuple[str, ...]:
-    """x86-64: the one instruction set of this CPU (as torch reads it) for the hot code (csrc/platform.h's
-    LENET1_TARGET), so that a new machine compiles one copy of it per build, not three; the bits are the same."""
-    if platform.machine() != "x86_64":
-        return ()
-    names = {"AVX512": '"avx512f"', "AVX2": '"avx2"'}
-    capability = torch.backends.cpu.get_cpu_capability()
-    return (f"-DLENET1_TARGET={names[capability]}",) if capability in names else ("-DLENET1_BASELINE_ONLY",)
-
-
-@functools.cache
-def _prepared() -> None:
-    """Every build library_for may choose on this machine, compiled together where the cache lacks them."""
-    prepare([(*target_flags(), *flags) for flags in (NARROW_FLAGS, (), *([AVX512_FLAGS] if avx512() else []))])
-
-
-def _library(flags: tuple[str, ...] = ()) -> ctypes.CDLL:
-    """The compiled engine, with its functions' argument types (ctypes would guess them from the values)."""
-    _prepared()
-    lib = library((*target_flags(), *flags))
-    if not getattr(lib, "typed", False):
-        pointer, i32 = ctypes.c_void_p, ctypes.c_int
-        lib.lenet1_forward.argtypes = [pointer] * 6 + [i32] + [pointer] * 3 + [i32]
-        lib.lenet1_train.argtypes = [pointer] * 7 + [
-            i32,
-            i32,
-            ctypes.c_float,
-            pointer,
-            ctypes.c_float,
-            pointer,
-            pointer,
-            i32,
-        ]
-        lib.lenet1_curvature.argtypes = [pointer] * 6 + [i32, pointer, i32]
-        lib.lenet1_stop.argtypes = [i32]
-        lib.typed = True
-    return lib
-
-
-def version() -> int:
-    return _library().lenet1_version()
 
 
 def forward(
@@ -314,7 +156,7 @@ def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> tor
     images = _images(inputs)
     labels = _labels(labels, len(images))
     curvatures = torch.empty(layout.parameters, dtype=torch.float64)
-    status = _library().lenet1_curvature(
+    status = load().lenet1_curvature(
         layout.header,
         layout.squash,
         layout.sizes,
@@ -327,17 +169,3 @@ def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> tor
     )
     _check(status, "lenet1_curvature")
     return curvatures
-
-
-def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Per-weight values by state_dict name, flattened in the engine's slot order (W1 ... BO), as C reads them."""
-    return torch.cat([tensors[name].reshape(-1) for name in SLOTS if name in tensors])
-
-
-def unflat(values: torch.Tensor, model: LeNet1) -> dict[str, torch.Tensor]:
-    """The inverse of ``flat`` for ``model``'s weights."""
-    shapes = [
-        (name, tensor.shape) for name, tensor in sorted(model.named_parameters(), key=lambda item: SLOTS.index(item[0]))
-    ]
-    parts = values.split([math.prod(shape) for _, shape in shapes])
-    return {name: part.reshape(shape) for (name, shape), part in zip(shapes, parts)}

@@ -14,6 +14,7 @@ import copy
 import torch
 
 from lenet1.engine import exact
+from lenet1.engine.layout import Layout
 from lenet1.errors import InputError
 from lenet1.loss import make_loss
 from lenet1.model import LeNet1
@@ -66,7 +67,7 @@ def fresh_weights(model: LeNet1) -> LeNet1:
 def check(model: LeNet1, loss: str, inputs: torch.Tensor, labels: torch.Tensor) -> None:
     """Raise EngineMismatch unless the engine computes ``model`` with ``loss`` on these digits (the first 16)."""
     inputs, labels = inputs[:DIGITS], labels[:DIGITS]
-    layout = exact.Layout.of(model, loss)  # raises LayoutError for weights it does not read
+    layout = Layout.of(model, loss)  # raises LayoutError for weights it does not read
     outputs, want_loss, _ = reference_step(model, loss, inputs, labels, PROBE_LR)
     scale = max(outputs.abs().max().item(), 1.0)
     got, losses, _ = exact.forward(layout, inputs, labels)
@@ -83,7 +84,7 @@ def check(model: LeNet1, loss: str, inputs: torch.Tensor, labels: torch.Tensor) 
     model = fresh_weights(model)
     _, _, want = reference_step(model, loss, inputs, labels, PROBE_LR)
     stepped = copy.deepcopy(model)
-    exact.train(exact.Layout.of(stepped, loss), inputs, labels, None, len(inputs), PROBE_LR, 0.0)
+    exact.train(Layout.of(stepped, loss), inputs, labels, None, len(inputs), PROBE_LR, 0.0)
     before = dict(model.named_parameters())
     for name, param in stepped.named_parameters():
         want_change = want[name] - before[name].double()
