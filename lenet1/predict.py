@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.json:
         print(json.dumps(rows))
-    for row in rows if not args.json else ():
-        print(
-            f"{row['image']}: {row['digit']}  outputs " + " ".join(f"{d}:{v:.3f}" for d, v in enumerate(row["outputs"]))
-        )
+        return 0
+    for row in rows:
+        outputs = " ".join(f"{d}:{v:.3f}" for d, v in enumerate(row["outputs"]))
+        print(f"{row['image']}: {row['digit']}  outputs {outputs}")
     return 0
 
 

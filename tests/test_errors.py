@@ -13,7 +13,7 @@ from lenet1.config.params import ParamsError, read_params, validate
 from stages.validate import SECTIONS
 from stages.runner import run
 from lenet1.data.split import make_splits, write_splits
-from tests.helpers import ROOT, fake_mnist, write_params
+from tests.helpers import ROOT, fake_mnist, run_stage, write_params
 
 
 def test_a_bug_keeps_its_traceback():
@@ -72,13 +72,7 @@ def test_a_section_given_twice_is_an_error(tmp_path):
 )
 def test_numbers_beyond_their_bounds_name_the_key(tmp_path, key, value):
     write_params(tmp_path, train={key: value})
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.train"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    result = run_stage("train", tmp_path)
     assert result.returncode == 2
     assert f"bad value for 'train.{key}'" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
@@ -145,14 +139,7 @@ def test_a_python_without_the_venv_is_one_line_naming_it(tmp_path):
 
 def test_a_training_subset_larger_than_the_training_split_stops_validate(tmp_path):
     write_params(tmp_path, train={"train_subset": 55000}, split={"val_size": 10000})
-    done = subprocess.run(
-        [sys.executable, "-m", "stages.validate"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    done = run_stage("validate", tmp_path)
     assert done.returncode == 2 and "train.train_subset is 55000, more than the 50000" in done.stderr, done.stderr
     assert not (tmp_path / "data" / "params.ok").exists()
 

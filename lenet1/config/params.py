@@ -109,8 +109,8 @@ def _section_errors(raw: dict, name: str, cls: type, source: str) -> tuple[list[
     typed: dict[str, Any] = {}
     for key, rule in fields.items():
         value = values.get(key)
-        if rule.kind == "float" and _number_text(value) is not None:
-            value = _number_text(value)
+        if rule.kind == "float" and (number := _number_text(value)) is not None:
+            value = number
         if key not in values:
             errors.append(f"{source}: missing key '{name}.{key}': expected {rule.expect}")
         elif not _has_kind(value, rule.kind) or not rule.check(value):

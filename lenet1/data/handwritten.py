@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from lenet1.data.inputs import fit_box
 from lenet1.errors import InputError
 
 BOX, PLANE = 20, 28
@@ -71,11 +72,8 @@ def mnist_like(grey: np.ndarray, name: str = "the picture") -> np.ndarray:
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if len(rows) == 0:
         raise InputError(f"{name}: no ink found (a blank picture, or ink too faint against the paper)")
-    box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    scale = BOX / max(box.shape)
-    size = (max(1, round(box.shape[1] * scale)), max(1, round(box.shape[0] * scale)))
-    digit = np.asarray(Image.fromarray(np.rint(box).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS))
-    return centred(digit)
+    box = np.rint(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]).astype(np.uint8)
+    return centred(fit_box(box, BOX, "LANCZOS"))
 
 
 def centred(digit: np.ndarray) -> np.ndarray:

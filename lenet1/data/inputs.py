@@ -25,21 +25,27 @@ BOX = 16
 PLANE = 28
 
 
+# Pillow is imported where an image is scaled: only the 16x16 readings need it, and the train stage and the
+# probes import this module too.
+SCALED16_FILTERS = {"scaled16-area": "BOX", "scaled16-bilinear": "BILINEAR", "scaled16-lanczos": "LANCZOS"}
+
+
+def fit_box(box: np.ndarray, side: int, resample: str) -> np.ndarray:
+    """uint8 ``box`` scaled to fit ``side`` x ``side``, its aspect kept, with Pillow's ``resample`` filter."""
+    from PIL import Image
+
+    scale = side / max(box.shape)
+    size = (max(1, round(box.shape[1] * scale)), max(1, round(box.shape[0] * scale)))
+    return np.asarray(Image.fromarray(box).resize(size, Image.Resampling[resample]))
+
+
 def to_paper16(image: np.ndarray) -> np.ndarray:
     """One uint8 28x28 digit with its bounding box scaled to fit BOX x BOX, centred in a PLANE x PLANE plane."""
     rows, cols = np.flatnonzero(image.any(1)), np.flatnonzero(image.any(0))
     plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
     if len(rows) == 0:
         return plane
-    box = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    height, width = box.shape
-    scale = BOX / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    from PIL import (
-        Image,
-    )  # here: only the 16x16 readings need Pillow, and the train stage and the probes import this module too
-
-    scaled = np.asarray(Image.fromarray(box).resize(size, Image.Resampling.BILINEAR))
+    scaled = fit_box(image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], BOX, "BILINEAR")
     top, left = (PLANE - scaled.shape[0]) // 2, (PLANE - scaled.shape[1]) // 2
     plane[top : top + scaled.shape[0], left : left + scaled.shape[1]] = scaled
     return plane
@@ -48,29 +54,21 @@ def to_paper16(image: np.ndarray) -> np.ndarray:
 SCALED = 22  # the whole 28x28 digit scaled to this: MNIST's 20x20 box to 20 * 22 / 28 = 15.7
 
 
-def to_scaled16(image: np.ndarray, resample: int) -> np.ndarray:
+def to_scaled16(image: np.ndarray, resample: str) -> np.ndarray:
     """One uint8 28x28 MNIST digit scaled as a whole to SCALED x SCALED with ``resample``, centred in 28x28."""
-    from PIL import Image
-
     plane = np.zeros((PLANE, PLANE), dtype=np.uint8)
     start = (PLANE - SCALED) // 2
-    plane[start : start + SCALED, start : start + SCALED] = Image.fromarray(image).resize((SCALED, SCALED), resample)
+    plane[start : start + SCALED, start : start + SCALED] = fit_box(image, SCALED, resample)
     return plane
 
 
 def prepare(images: np.ndarray, kind: str) -> np.ndarray:
     """The images of one split as input ``kind`` (see INPUTS)."""
-    from PIL import Image
-
-    filters = {
-        "scaled16-area": Image.Resampling.BOX,
-        "scaled16-bilinear": Image.Resampling.BILINEAR,
-        "scaled16-lanczos": Image.Resampling.LANCZOS,
-    }
     if kind == "mnist28":
         return images
     if kind == "paper16":
         return np.stack([to_paper16(image) for image in images]) if len(images) else images
-    if kind in filters:
-        return np.stack([to_scaled16(image, filters[kind]) for image in images]) if len(images) else images
+    if kind in SCALED16_FILTERS:
+        filter_name = SCALED16_FILTERS[kind]
+        return np.stack([to_scaled16(image, filter_name) for image in images]) if len(images) else images
     raise ValueError(f"unknown input {kind!r}: expected one of {', '.join(INPUTS)}")

@@ -59,10 +59,7 @@ def forward(
     sizes = [math.prod(shape) for shape in STATE_SHAPES.values()]
     buffer = torch.empty(count, sum(sizes), dtype=torch.float32) if states else None
     status = library_for(count).lenet1_forward(
-        layout.header,
-        layout.squash,
-        layout.sizes,
-        layout.pointers(),
+        *layout.arguments(),
         images.data_ptr(),
         None if labels is None else labels.data_ptr(),
         count,
@@ -111,10 +108,7 @@ def train(
     losses = torch.empty(count, dtype=torch.float64)
     lib = library_for(batch_size)
     arguments = (
-        layout.header,
-        layout.squash,
-        layout.sizes,
-        layout.pointers(),
+        *layout.arguments(),
         images.data_ptr(),
         labels.data_ptr(),
         None if order is None else order.data_ptr(),
@@ -157,10 +151,7 @@ def curvature(layout: Layout, inputs: torch.Tensor, labels: torch.Tensor) -> tor
     labels = _labels(labels, len(images))
     curvatures = torch.empty(layout.parameters, dtype=torch.float64)
     status = load().lenet1_curvature(
-        layout.header,
-        layout.squash,
-        layout.sizes,
-        layout.pointers(),
+        *layout.arguments(),
         images.data_ptr(),
         labels.data_ptr(),
         len(images),

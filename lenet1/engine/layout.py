@@ -101,9 +101,11 @@ class Layout:
     def parameters(self) -> int:
         return sum(self.sizes)
 
-    def pointers(self) -> ctypes.Array:
-        """The weights' addresses; the C code reads and updates them in place."""
-        return (ctypes.c_void_p * len(SLOTS))(*[None if t is None else t.data_ptr() for t in self.weights])
+    def arguments(self) -> tuple[ctypes.Array, ...]:
+        """What every engine call begins with, as describe() reads it: the header, the squash, the slots' sizes
+        and the weights' addresses (the C code reads and updates the weights in place)."""
+        pointers = (ctypes.c_void_p * len(SLOTS))(*[None if t is None else t.data_ptr() for t in self.weights])
+        return self.header, self.squash, self.sizes, pointers
 
 
 def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -145,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(new)
         print(f"dvc.yaml: code deps {'rewritten' if new != text else 'already up to date'}")
         return 0
-    for line in differences(text, deps):
+    stale = differences(text, deps)
+    for line in stale:
         print(line)
-    if differences(text, deps):
+    if stale:
         print("dvc.yaml: run `python -m lenet1.tools.deps --write`", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
